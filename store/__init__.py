@@ -1,0 +1,34 @@
+"""The store: ORM tables, engines and sessions, and the job transitions both API and worker need."""
+
+from store.db import make_engine, make_sessionmaker, ping
+from store.models import (
+    FINISHED_STATUSES,
+    JOB_STATUSES,
+    METRIC_FIELDS,
+    RESULT_FIELDS,
+    Artifact,
+    Base,
+    Experiment,
+    Job,
+    Metric,
+    Result,
+)
+from store.settings import Settings, get_settings
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "JOB_STATUSES",
+    "METRIC_FIELDS",
+    "RESULT_FIELDS",
+    "Artifact",
+    "Base",
+    "Experiment",
+    "Job",
+    "Metric",
+    "Result",
+    "Settings",
+    "get_settings",
+    "make_engine",
+    "make_sessionmaker",
+    "ping",
+]

@@ -1,0 +1,171 @@
+"""Job state transitions shared by the API (create, cancel) and the worker (claim, report, finish).
+
+Every transition is one conditional UPDATE, so two processes racing on a job cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Job, Metric, Result, utcnow
+
+#: A running job whose heartbeat is older than this has lost its worker.
+HEARTBEAT_STALE = timedelta(minutes=10)
+
+
+def new_job(config: dict[str, Any], experiment_id: int | None = None) -> Job:
+    """A queued job for a resolved config (``TrainConfig.model_dump()``)."""
+    return Job(
+        config=config,
+        method=config["method"],
+        experiment_id=experiment_id,
+        status="queued",
+        cancel_requested=False,
+        created_at=utcnow(),
+        attempts=0,
+        progress=0.0,
+        epochs_done=0,
+    )
+
+
+def claim_job(session: Session, job_id: int, host: str, device: str) -> bool:
+    """Mark a queued job (or a running one whose worker died) running on this worker; False if taken."""
+    now = utcnow()
+    stale = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - HEARTBEAT_STALE)
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, or_(Job.status == "queued", and_(Job.status == "running", stale)))
+        .values(
+            status="running",
+            started_at=func.coalesce(Job.started_at, now),
+            heartbeat_at=now,
+            attempts=Job.attempts + 1,
+            worker_host=host,
+            device=device,
+            error=None,
+        )
+    )
+    claimed = session.execute(stmt).rowcount == 1
+    session.commit()
+    return claimed
+
+
+def report_progress(
+    session: Session, job_id: int, progress: float, eta_seconds: float | None, epochs_done: int | None = None
+) -> None:
+    """Store progress (0..1), ETA and the heartbeat of a running job."""
+    values: dict[str, Any] = {"progress": progress, "eta_seconds": eta_seconds, "heartbeat_at": utcnow()}
+    if epochs_done is not None:
+        values["epochs_done"] = epochs_done
+    session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(**values))
+    session.commit()
+
+
+def upsert_metric(session: Session, job_id: int, m: dict[str, Any]) -> None:
+    """Write one epoch's metrics; writing the same epoch again replaces it (retries are harmless)."""
+    values = {k: m.get(k) for k in METRIC_FIELDS}
+    values["job_id"] = job_id
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(Metric).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["job_id", "epoch"],
+        set_={k: stmt.excluded[k] for k in METRIC_FIELDS if k != "epoch"},
+    )
+    session.execute(stmt)
+    session.commit()
+
+
+def cancel_requested(session: Session, job_id: int) -> bool:
+    """True when someone asked to cancel this job (or it is no longer ours to run)."""
+    row = session.execute(select(Job.cancel_requested, Job.status).where(Job.id == job_id)).one_or_none()
+    return row is None or bool(row.cancel_requested) or row.status != "running"
+
+
+def request_cancel(session: Session, job_id: int) -> str | None:
+    """Cancel a job: queued ends at once, running is flagged for its worker.
+
+    Returns the status the job had, or None when it does not exist. Finished jobs are left alone.
+    """
+    status = session.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+    if status == "queued":
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(status="cancelled", cancel_requested=True, finished_at=utcnow(), eta_seconds=None)
+        ).rowcount
+        if not done:  # a worker claimed it in between: fall through to the running case
+            status = "running"
+    if status == "running":
+        session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+    session.commit()
+    return status
+
+
+def finish_job(
+    session: Session, job_id: int, status: str, error: str | None = None, progress: float | None = None
+) -> None:
+    """End a job as succeeded, failed or cancelled."""
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "eta_seconds": None, "error": error}
+    if progress is not None:
+        values["progress"] = progress
+    session.execute(update(Job).where(Job.id == job_id).values(**values))
+    session.commit()
+
+
+def requeue_job(session: Session, job_id: int) -> None:
+    """Give a running job back to the queue (its worker is shutting down); epochs done are kept."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(status="queued", eta_seconds=None, heartbeat_at=None)
+    )
+    session.commit()
+
+
+def save_result(
+    session: Session, job_id: int, result: dict[str, Any], artifacts: Iterable[dict[str, Any]]
+) -> None:
+    """Store a succeeded job's result and artifact records and mark it succeeded, in one transaction."""
+    session.merge(Result(job_id=job_id, **{k: result.get(k) for k in RESULT_FIELDS}))
+    for a in artifacts:
+        existing = session.execute(
+            select(Artifact).where(Artifact.job_id == job_id, Artifact.name == a["name"])
+        ).scalar_one_or_none()
+        row = existing or Artifact(job_id=job_id, name=a["name"])
+        row.format, row.bytes, row.sha256, row.location = a["format"], a["bytes"], a["sha256"], a["path"]
+        session.add(row)
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(status="succeeded", finished_at=utcnow(), progress=1.0, eta_seconds=0.0, error=None)
+    )
+    session.commit()
+
+
+def fail_stale_jobs(session: Session) -> list[int]:
+    """Mark running jobs whose worker stopped sending heartbeats as failed; returns their ids."""
+    cutoff = utcnow() - HEARTBEAT_STALE
+    ids = list(
+        session.execute(select(Job.id).where(Job.status == "running", Job.heartbeat_at < cutoff)).scalars()
+    )
+    if ids:
+        minutes = int(HEARTBEAT_STALE.total_seconds() // 60)
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.status == "running", Job.heartbeat_at < cutoff)
+            .values(
+                status="failed",
+                finished_at=utcnow(),
+                eta_seconds=None,
+                error=f"worker lost: no heartbeat for {minutes} minutes",
+            )
+        )
+    session.commit()
+    return ids
