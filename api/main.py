@@ -1,0 +1,48 @@
+"""The FastAPI application factory: routes under /api, /healthz, and the dashboard at /."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.queue import JobQueue
+from api.routes import experiments, health, jobs, meta
+from store.db import make_engine, make_sessionmaker
+from store.settings import Settings
+
+#: The dashboard built in ``frontend/`` at the repository root.
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from ``PROXNS_*``). The schema must already be migrated."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.queue.close()
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="ProxNS Lab",
+        version="0.1.0",
+        description="Submit pruning jobs (proximal network slimming), follow them, download slim models.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.queue = JobQueue(settings)
+
+    for module in (jobs, experiments, meta, health):
+        app.include_router(module.router)
+
+    frontend = Path(settings.frontend_dir) if settings.frontend_dir else FRONTEND_DIR
+    if frontend.is_dir():
+        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    return app

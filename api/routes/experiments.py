@@ -1,0 +1,104 @@
+"""/api/experiments: a base config and sweep lists become one job per combination."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.deps import get_db, get_queue
+from api.queue import JobQueue, enqueue_or_undo
+from api.schemas import (
+    ExperimentCreate,
+    ExperimentList,
+    ExperimentOut,
+    experiment_summary,
+    iso,
+    job_dict,
+    plot_point,
+)
+from api.sweep import expand
+from store.models import Experiment, Job, Result, utcnow
+from store.queries import new_job
+
+router = APIRouter(prefix="/api/experiments", tags=["experiments"])
+
+
+def load_experiment(db: Session, experiment_id: int) -> dict:
+    exp = db.get(Experiment, experiment_id)
+    if exp is None:
+        raise HTTPException(404, f"experiment {experiment_id} not found")
+    rows = db.execute(
+        select(Job, Result)
+        .outerjoin(Result, Result.job_id == Job.id)
+        .where(Job.experiment_id == experiment_id)
+        .order_by(Job.id)
+    ).all()
+    done = [(r.Job, r.Result) for r in rows if r.Job.status == "succeeded" and r.Result is not None]
+    baseline = [res.acc_full for job, res in done if job.method == "baseline"]
+    return {
+        "id": exp.id,
+        "name": exp.name,
+        "created_at": iso(exp.created_at),
+        "base": exp.base,
+        "sweep": exp.sweep,
+        "jobs": [job_dict(r.Job, r.Result) for r in rows],
+        "points": [plot_point(job, res) for job, res in done],
+        "baseline_acc": sum(baseline) / len(baseline) if baseline else None,
+    }
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ExperimentOut,
+    summary="Create an experiment: one job per combination of the sweep lists",
+    description="beta applies only to proxns jobs, prune_ratio only to ns jobs, lam not to baseline jobs; "
+    "combinations resolving to the same config are created once; at most 256 combinations.",
+)
+def create_experiment(
+    body: ExperimentCreate, db: Session = Depends(get_db), queue: JobQueue = Depends(get_queue)
+) -> JSONResponse:
+    configs = expand(body)
+    exp = Experiment(
+        name=body.name,
+        base=body.raw_base,
+        sweep=body.sweep.model_dump(exclude_none=True),
+        created_at=utcnow(),
+    )
+    db.add(exp)
+    db.flush()
+    jobs = [new_job(c.model_dump(mode="json"), experiment_id=exp.id) for c in configs]
+    db.add_all(jobs)
+    db.commit()
+    enqueue_or_undo(db, queue, [j.id for j in jobs], experiment_id=exp.id)
+    return JSONResponse(load_experiment(db, exp.id), status_code=201)
+
+
+@router.get("", response_model=ExperimentList, summary="List experiments, newest first")
+def list_experiments(
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0), db: Session = Depends(get_db)
+) -> JSONResponse:
+    total = db.scalar(select(func.count(Experiment.id)))
+    exps = list(
+        db.execute(select(Experiment).order_by(Experiment.id.desc()).limit(limit).offset(offset)).scalars()
+    )
+    counts: dict[int, dict[str, int]] = {e.id: {} for e in exps}
+    if exps:
+        grouped = db.execute(
+            select(Job.experiment_id, Job.status, func.count(Job.id))
+            .where(Job.experiment_id.in_(list(counts)))
+            .group_by(Job.experiment_id, Job.status)
+        )
+        for exp_id, status, n in grouped:
+            counts[exp_id][status] = n
+    items = [experiment_summary(e, counts[e.id]) for e in exps]
+    return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+@router.get(
+    "/{experiment_id}", response_model=ExperimentOut, summary="An experiment, its jobs and plot points"
+)
+def get_experiment(experiment_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+    return JSONResponse(load_experiment(db, experiment_id))

@@ -1,0 +1,159 @@
+"""/api/jobs: submit, list, inspect and cancel jobs; their metrics and model files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.deps import get_db, get_queue, get_settings
+from api.queue import JobQueue, enqueue_or_undo
+from api.schemas import (
+    ArtifactList,
+    JobList,
+    JobOut,
+    MethodName,
+    MetricsOut,
+    Status,
+    artifact_dict,
+    job_dict,
+    metric_dict,
+)
+from proxns_core.config import TrainConfig
+from store.models import FINISHED_STATUSES, Artifact, Job, Metric, Result
+from store.queries import new_job, request_cancel
+from store.settings import Settings
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+#: Content types of the model files a job exports, by artifact format.
+MEDIA_TYPES = {
+    "json": "application/json",
+    "onnx": "application/onnx",
+    "safetensors": "application/octet-stream",
+    "torchscript": "application/octet-stream",
+}
+
+
+def not_found(job_id: int) -> HTTPException:
+    return HTTPException(404, f"job {job_id} not found")
+
+
+def load_job(db: Session, job_id: int) -> dict:
+    row = db.execute(
+        select(Job, Result).outerjoin(Result, Result.job_id == Job.id).where(Job.id == job_id)
+    ).one_or_none()
+    if row is None:
+        raise not_found(job_id)
+    return job_dict(row.Job, row.Result)
+
+
+@router.post("", status_code=201, response_model=JobOut, summary="Submit a training job")
+def create_job(
+    config: TrainConfig, db: Session = Depends(get_db), queue: JobQueue = Depends(get_queue)
+) -> JSONResponse:
+    job = new_job(config.model_dump(mode="json"))
+    db.add(job)
+    db.commit()
+    enqueue_or_undo(db, queue, [job.id])
+    return JSONResponse(job_dict(job, None), status_code=201)
+
+
+@router.get("", response_model=JobList, summary="List jobs, newest first")
+def list_jobs(
+    status: Status | None = None,
+    method: MethodName | None = None,
+    experiment_id: int | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    db: Session = Depends(get_db),
+) -> JSONResponse:
+    filters = []
+    if status is not None:
+        filters.append(Job.status == status)
+    if method is not None:
+        filters.append(Job.method == method)
+    if experiment_id is not None:
+        filters.append(Job.experiment_id == experiment_id)
+    total = db.scalar(select(func.count(Job.id)).where(*filters))
+    rows = db.execute(
+        select(Job, Result)
+        .outerjoin(Result, Result.job_id == Job.id)
+        .where(*filters)
+        .order_by(Job.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    items = [job_dict(r.Job, r.Result) for r in rows]
+    return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="One job with its result")
+def get_job(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+    return JSONResponse(load_job(db, job_id))
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsOut, summary="Per-epoch metrics, by epoch")
+def get_metrics(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+    if db.get(Job, job_id) is None:
+        raise not_found(job_id)
+    rows = db.execute(select(Metric).where(Metric.job_id == job_id).order_by(Metric.epoch)).scalars()
+    return JSONResponse({"items": [metric_dict(m) for m in rows]})
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    summary="Cancel a job",
+    description="Queued jobs end at once; running ones end as cancelled within seconds, keeping "
+    "finished epochs; finished jobs answer 409.",
+)
+def cancel_job(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+    before = request_cancel(db, job_id)
+    if before is None:
+        raise not_found(job_id)
+    if before in FINISHED_STATUSES:
+        raise HTTPException(
+            409, f"job {job_id} is already {before}; only queued or running jobs can be cancelled"
+        )
+    return JSONResponse(load_job(db, job_id))
+
+
+@router.get("/{job_id}/artifacts", response_model=ArtifactList, summary="Model files of a finished job")
+def list_artifacts(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+    if db.get(Job, job_id) is None:
+        raise not_found(job_id)
+    rows = db.execute(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)).scalars()
+    return JSONResponse({"items": [artifact_dict(a) for a in rows]})
+
+
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    response_class=FileResponse,
+    summary="Download one model file",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_artifact(
+    job_id: int, name: str, db: Session = Depends(get_db), settings: Settings = Depends(get_settings)
+) -> FileResponse:
+    if db.get(Job, job_id) is None:
+        raise not_found(job_id)
+    artifact = db.execute(
+        select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
+    ).scalar_one_or_none()
+    if artifact is None:
+        raise HTTPException(404, f"artifact {name!r} of job {job_id} not found")
+    # Locations are relative to the artifact store so that hosts may mount it at different paths.
+    path = Path(settings.artifact_dir) / artifact.location
+    if not path.is_file():
+        raise HTTPException(
+            404, f"file of artifact {name!r} of job {job_id} is missing from the artifact store"
+        )
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES.get(artifact.format, "application/octet-stream"),
+        filename=artifact.name,
+    )

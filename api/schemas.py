@@ -1,0 +1,226 @@
+"""Request and response shapes of the REST API, and the functions that turn rows into them.
+
+The training config itself is ``proxns_core.config.TrainConfig``; it is never restated here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from proxns_core.config import METHODS, TrainConfig
+from store.models import JOB_STATUSES, METRIC_FIELDS, RESULT_FIELDS, Artifact, Experiment, Job, Metric, Result
+
+Status = Literal[JOB_STATUSES]
+MethodName = Literal[METHODS]
+#: Most jobs one experiment may ask for (the product of the sweep's list lengths).
+MAX_SWEEP_JOBS = 256
+
+
+class Sweep(BaseModel):
+    """Lists to combine with the base config; the experiment gets their Cartesian product."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lam: list[float] | None = Field(
+        None, min_length=1, description="λ values (not applied to baseline jobs)."
+    )
+    method: list[MethodName] | None = Field(None, min_length=1)
+    beta: list[float] | None = Field(
+        None, min_length=1, description="β values (applied to proxns jobs only)."
+    )
+    seed: list[int] | None = Field(None, min_length=1)
+    prune_ratio: list[float] | None = Field(
+        None, min_length=1, description="NS prune ratios (applied to ns jobs only)."
+    )
+
+
+class ExperimentCreate(BaseModel):
+    """A named sweep: ``base`` is a full or partial TrainConfig, ``sweep`` the lists to vary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    base: TrainConfig
+    sweep: Sweep = Field(default_factory=Sweep)
+    # The base exactly as sent: defaults that depend on the method must be resolved per job.
+    _raw_base: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_raw_base(cls, data: Any, handler: Any) -> ExperimentCreate:
+        model = handler(data)
+        if isinstance(data, dict) and isinstance(data.get("base"), dict):
+            model._raw_base = dict(data["base"])
+        return model
+
+    @property
+    def raw_base(self) -> dict[str, Any]:
+        return dict(self._raw_base)
+
+
+class JobOut(BaseModel):
+    id: int
+    experiment_id: int | None
+    config: dict[str, Any]
+    status: Status
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    worker_host: str | None
+    device: str | None
+    progress: float
+    eta_seconds: float | None
+    epochs_done: int
+    error: str | None
+    result: dict[str, Any] | None
+
+
+class Page(BaseModel):
+    total: int
+    limit: int
+    offset: int
+
+
+class JobList(Page):
+    items: list[JobOut]
+
+
+class MetricsOut(BaseModel):
+    items: list[dict[str, Any]]
+
+
+class ArtifactOut(BaseModel):
+    name: str
+    format: str
+    bytes: int
+    sha256: str
+    url: str
+
+
+class ArtifactList(BaseModel):
+    items: list[ArtifactOut]
+
+
+class ExperimentSummary(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    job_count: int
+    status_counts: dict[str, int]
+
+
+class ExperimentList(Page):
+    items: list[ExperimentSummary]
+
+
+class PlotPoint(BaseModel):
+    job_id: int
+    method: str
+    lam: float | None
+    beta: float | None
+    seed: int
+    pruned_fraction: float
+    acc_full: float
+    acc_slim: float
+    acc_finetuned: float | None
+    params_slim: int
+    flops_slim: int
+
+
+class ExperimentOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    base: dict[str, Any]
+    sweep: dict[str, Any]
+    jobs: list[JobOut]
+    points: list[PlotPoint]
+    baseline_acc: float | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "error"]
+    broker: Literal["ok", "error"]
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO 8601 in UTC; SQLite hands back naive datetimes, which were written as UTC."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat()
+
+
+def result_dict(result: Result | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {k: getattr(result, k) for k in RESULT_FIELDS}
+
+
+def job_dict(job: Job, result: Result | None) -> dict[str, Any]:
+    """The job JSON of the API contract (plain dict: lists of jobs are serialised without re-validation)."""
+    return {
+        "id": job.id,
+        "experiment_id": job.experiment_id,
+        "config": job.config,
+        "status": job.status,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "attempts": job.attempts,
+        "worker_host": job.worker_host,
+        "device": job.device,
+        "progress": job.progress,
+        "eta_seconds": job.eta_seconds,
+        "epochs_done": job.epochs_done,
+        "error": job.error,
+        "result": result_dict(result),
+    }
+
+
+def metric_dict(m: Metric) -> dict[str, Any]:
+    return {k: getattr(m, k) for k in METRIC_FIELDS}
+
+
+def artifact_dict(a: Artifact) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "format": a.format,
+        "bytes": a.bytes,
+        "sha256": a.sha256,
+        "url": f"/api/jobs/{a.job_id}/artifacts/{a.name}",
+    }
+
+
+def plot_point(job: Job, result: Result) -> dict[str, Any]:
+    cfg = job.config
+    return {
+        "job_id": job.id,
+        "method": job.method,
+        "lam": cfg.get("lam"),
+        "beta": cfg.get("beta"),
+        "seed": cfg.get("seed", 0),
+        "pruned_fraction": result.pruned_fraction,
+        "acc_full": result.acc_full,
+        "acc_slim": result.acc_slim,
+        "acc_finetuned": result.acc_finetuned,
+        "params_slim": result.params_slim,
+        "flops_slim": result.flops_slim,
+    }
+
+
+def experiment_summary(exp: Experiment, status_counts: dict[str, int]) -> dict[str, Any]:
+    counts = {s: status_counts.get(s, 0) for s in JOB_STATUSES}
+    return {
+        "id": exp.id,
+        "name": exp.name,
+        "created_at": iso(exp.created_at),
+        "job_count": sum(counts.values()),
+        "status_counts": counts,
+    }

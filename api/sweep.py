@@ -1,0 +1,77 @@
+"""Expand an experiment's base config and sweep lists into the configs of its jobs.
+
+Rules (also in docs/service.md):
+- the job count asked for is the product of the lengths of the sweep's lists; more than
+  ``MAX_SWEEP_JOBS`` is rejected before anything is expanded;
+- a value only applies where TrainConfig allows it: ``beta`` (from base or sweep) only to proxns
+  jobs, ``prune_ratio`` only to ns jobs, ``lam`` not to baseline jobs — elsewhere it is dropped and
+  the job gets nothing for it;
+- combinations that resolve to the same config are created once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from api.schemas import MAX_SWEEP_JOBS, ExperimentCreate
+from proxns_core.config import TrainConfig
+
+_DEFAULT_METHOD = TrainConfig.model_fields["method"].default
+
+
+def _applicable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Drop the fields that the combination's method does not take."""
+    method = cfg.get("method", _DEFAULT_METHOD)
+    if method != "proxns":
+        cfg.pop("beta", None)
+    if method != "ns":
+        cfg.pop("prune_ratio", None)
+    if method == "baseline":
+        cfg.pop("lam", None)
+    return cfg
+
+
+def expand(body: ExperimentCreate) -> list[TrainConfig]:
+    """The distinct, validated configs of an experiment; raises RequestValidationError (422)."""
+    axes = body.sweep.model_dump(exclude_none=True)
+    requested = math.prod(len(v) for v in axes.values())
+    if requested > MAX_SWEEP_JOBS:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "sweep"),
+                    "msg": f"sweep asks for {requested} jobs ({sizes}); at most {MAX_SWEEP_JOBS} are allowed",
+                    "input": axes,
+                }
+            ]
+        )
+
+    configs: dict[str, TrainConfig] = {}
+    errors: dict[tuple, dict[str, Any]] = {}
+    for combo in itertools.product(*axes.values()):
+        chosen = dict(zip(axes, combo, strict=True))
+        cfg = _applicable({**body.raw_base, **chosen})
+        try:
+            config = TrainConfig.model_validate(cfg)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                field = err["loc"][0] if err["loc"] else None
+                where = "sweep" if field in chosen else "base"
+                loc = ("body", where, *err["loc"])
+                msg = f"{err['msg']} (in the sweep combination {chosen})" if chosen else err["msg"]
+                errors.setdefault(
+                    (loc, msg), {"type": err["type"], "loc": loc, "msg": msg, "input": err["input"]}
+                )
+            continue
+        configs.setdefault(json.dumps(config.model_dump(mode="json"), sort_keys=True), config)
+    if errors:
+        raise RequestValidationError(list(errors.values()))
+    return list(configs.values())
