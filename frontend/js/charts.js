@@ -1,0 +1,318 @@
+// Hand-written SVG charts. Styles are presentation attributes, not CSS classes, so a chart
+// serialised on its own (SVG/PNG export) looks exactly like the one on the page.
+
+import { s } from "./dom.js";
+
+export const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+const AXIS = "#4b5563";
+const GRID = "#e5e7eb";
+const TEXT = "#1f2937";
+
+/** Round tick values covering [lo, hi]. */
+export function niceTicks(lo, hi, count = 5) {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
+  if (hi === lo) {
+    const pad = Math.abs(lo) || 1;
+    lo -= pad / 2;
+    hi += pad / 2;
+  }
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st >= raw) || 10 * mag;
+  const start = Math.floor(lo / step + 1e-9) * step;
+  const ticks = [];
+  for (let v = start; v <= hi + step * 0.5 + 1e-12; v += step) ticks.push(Number(v.toPrecision(12)));
+  if (ticks[ticks.length - 1] < hi - 1e-12) ticks.push(Number((ticks[ticks.length - 1] + step).toPrecision(12)));
+  return ticks;
+}
+
+function scale(d0, d1, r0, r1) {
+  const k = d1 === d0 ? 0 : (r1 - r0) / (d1 - d0);
+  return (v) => r0 + (v - d0) * k;
+}
+
+function frame({ width, height, title, desc }) {
+  return s(
+    "svg",
+    {
+      xmlns: "http://www.w3.org/2000/svg",
+      viewBox: `0 0 ${width} ${height}`,
+      width,
+      height,
+      role: "img",
+      "font-family": FONT,
+      "font-size": 12,
+      class: "chart",
+      preserveAspectRatio: "xMidYMid meet",
+    },
+    s("title", {}, title),
+    desc ? s("desc", {}, desc) : null,
+    s("rect", { x: 0, y: 0, width, height, fill: "#ffffff" }),
+  );
+}
+
+/** Axes with grid lines, tick labels and axis titles; returns the scales. */
+function axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat, xLabel, yLabel }) {
+  const x = scale(xTicks[0], xTicks[xTicks.length - 1], margin.left, width - margin.right);
+  const y = scale(yTicks[0], yTicks[yTicks.length - 1], height - margin.bottom, margin.top);
+  const g = s("g", { "aria-hidden": "true" });
+  for (const t of yTicks) {
+    g.append(
+      s("line", { x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t), stroke: GRID }),
+      s("text", { x: margin.left - 6, y: y(t) + 4, "text-anchor": "end", fill: AXIS }, yFormat(t)),
+    );
+  }
+  for (const t of xTicks) {
+    g.append(
+      s("line", { x1: x(t), x2: x(t), y1: height - margin.bottom, y2: height - margin.bottom + 4, stroke: AXIS }),
+      s("text", { x: x(t), y: height - margin.bottom + 17, "text-anchor": "middle", fill: AXIS }, xFormat(t)),
+    );
+  }
+  g.append(
+    s("line", {
+      x1: margin.left,
+      x2: width - margin.right,
+      y1: height - margin.bottom,
+      y2: height - margin.bottom,
+      stroke: AXIS,
+    }),
+    s("line", { x1: margin.left, x2: margin.left, y1: margin.top, y2: height - margin.bottom, stroke: AXIS }),
+    s("text", { x: (margin.left + width - margin.right) / 2, y: height - 6, "text-anchor": "middle", fill: TEXT }, xLabel),
+    s(
+      "text",
+      {
+        x: -(margin.top + height - margin.bottom) / 2,
+        y: 14,
+        transform: "rotate(-90)",
+        "text-anchor": "middle",
+        fill: TEXT,
+      },
+      yLabel,
+    ),
+  );
+  svg.append(g);
+  return { x, y };
+}
+
+function legend(svg, items, { x, y }) {
+  const g = s("g", { class: "legend" });
+  let cx = x;
+  for (const item of items) {
+    const entry = s("g", { transform: `translate(${cx},${y})` });
+    entry.append(item.swatch(0, -4), s("text", { x: 12, y: 0, fill: TEXT, "dominant-baseline": "middle" }, item.name));
+    g.append(entry);
+    cx += 24 + item.name.length * 7;
+  }
+  svg.append(g);
+  return g;
+}
+
+/**
+ * Line chart of one or more series: {name, color, dash?, points: [{x, y}]}.
+ * Empty series are skipped; with no points at all it shows `emptyText`.
+ */
+export function lineChart({ title, xLabel, yLabel, series, yFormat = String, xFormat = String, yMin, yMax, xMin, xMax, emptyText = "No data yet", width = 640, height = 260 }) {
+  const svg = frame({ width, height, title });
+  const all = series.flatMap((sr) => sr.points);
+  const margin = { top: 30, right: 16, bottom: 42, left: 58 };
+  if (all.length === 0) {
+    svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, emptyText));
+    return svg;
+  }
+  const xs = all.map((p) => p.x);
+  const ys = all.map((p) => p.y).filter((v) => v !== null && Number.isFinite(v));
+  const xTicks = niceTicks(xMin ?? Math.min(...xs), xMax ?? Math.max(...xs, (xMin ?? Math.min(...xs)) + 1), 6).filter((t) => Number.isInteger(t));
+  const yTicks = niceTicks(yMin ?? Math.min(...ys), yMax ?? Math.max(...ys), 5);
+  const { x, y } = axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat, xLabel, yLabel });
+  for (const sr of series) {
+    const pts = sr.points.filter((p) => p.y !== null && Number.isFinite(p.y));
+    if (!pts.length) continue;
+    const g = s("g", { "data-series": sr.name });
+    g.append(
+      s("polyline", {
+        points: pts.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(" "),
+        fill: "none",
+        stroke: sr.color,
+        "stroke-width": 2,
+        "stroke-dasharray": sr.dash || null,
+        "stroke-linejoin": "round",
+      }),
+    );
+    for (const p of pts) {
+      g.append(
+        s(
+          "circle",
+          { cx: x(p.x).toFixed(1), cy: y(p.y).toFixed(1), r: pts.length > 60 ? 1.5 : 3, fill: sr.color },
+          s("title", {}, `${sr.name} · ${xLabel} ${xFormat(p.x)}: ${yFormat(p.y)}`),
+        ),
+      );
+    }
+    svg.append(g);
+  }
+  const named = series.filter((sr) => sr.points.length);
+  if (named.length > 1 || named.some((sr) => sr.legend)) {
+    legend(
+      svg,
+      named.map((sr) => ({
+        name: sr.name,
+        swatch: (lx, ly) => s("line", { x1: lx - 2, x2: lx + 8, y1: ly + 4, y2: ly + 4, stroke: sr.color, "stroke-width": 3, "stroke-dasharray": sr.dash || null }),
+      })),
+      { x: margin.left + 4, y: 14 },
+    );
+  }
+  return svg;
+}
+
+/** Channels per layer: total (light) behind kept (dark), one column per layer. */
+export function layerBars({ layers, width = 900, height = 300 }) {
+  const svg = frame({ width, height, title: "Channels per layer: total and kept after slimming" });
+  const margin = { top: 30, right: 16, bottom: 56, left: 58 };
+  if (!layers.length) {
+    svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, "No layer data"));
+    return svg;
+  }
+  const yTicks = niceTicks(0, Math.max(...layers.map((l) => l.total)), 5);
+  const y = scale(0, yTicks[yTicks.length - 1], height - margin.bottom, margin.top);
+  const band = (width - margin.left - margin.right) / layers.length;
+  const g = s("g", { "aria-hidden": "true" });
+  for (const t of yTicks) {
+    g.append(
+      s("line", { x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t), stroke: GRID }),
+      s("text", { x: margin.left - 6, y: y(t) + 4, "text-anchor": "end", fill: AXIS }, String(t)),
+    );
+  }
+  svg.append(g);
+  const labelEvery = Math.ceil(layers.length / 24);
+  layers.forEach((layer, i) => {
+    const bx = margin.left + i * band + band * 0.12;
+    const bw = Math.max(1, band * 0.76);
+    const col = s("g", { "data-layer": layer.name });
+    col.append(
+      s("title", {}, `${layer.name}: kept ${layer.kept} of ${layer.total} (${layer.total ? Math.round((100 * layer.kept) / layer.total) : 0} %)`),
+      s("rect", { x: bx.toFixed(1), y: y(layer.total).toFixed(1), width: bw.toFixed(1), height: (y(0) - y(layer.total)).toFixed(1), fill: "#cbd5e1" }),
+      s("rect", { x: bx.toFixed(1), y: y(layer.kept).toFixed(1), width: bw.toFixed(1), height: (y(0) - y(layer.kept)).toFixed(1), fill: "#1d4ed8" }),
+    );
+    if (i % labelEvery === 0) {
+      const lx = bx + bw / 2;
+      const ly = height - margin.bottom + 10;
+      col.append(s("text", { x: lx, y: ly, "text-anchor": "end", fill: AXIS, "font-size": 10, transform: `rotate(-45 ${lx} ${ly})` }, String(i + 1)));
+    }
+    svg.append(col);
+  });
+  svg.append(
+    s("line", { x1: margin.left, x2: width - margin.right, y1: y(0), y2: y(0), stroke: AXIS }),
+    s("text", { x: (margin.left + width - margin.right) / 2, y: height - 6, "text-anchor": "middle", fill: TEXT }, "layer (BN, in network order)"),
+    s("text", { x: -(margin.top + height - margin.bottom) / 2, y: 14, transform: "rotate(-90)", "text-anchor": "middle", fill: TEXT }, "channels"),
+  );
+  legend(
+    svg,
+    [
+      { name: "total", swatch: (lx, ly) => s("rect", { x: lx, y: ly, width: 9, height: 9, fill: "#cbd5e1" }) },
+      { name: "kept", swatch: (lx, ly) => s("rect", { x: lx, y: ly, width: 9, height: 9, fill: "#1d4ed8" }) },
+    ],
+    { x: margin.left + 4, y: 14 },
+  );
+  return svg;
+}
+
+export const METHOD_STYLE = {
+  baseline: { color: "#4b5563", marker: "square" },
+  ns: { color: "#d95f02", marker: "triangle" },
+  proxns: { color: "#1b6ec2", marker: "circle" },
+};
+
+/** A marker shape centred on (cx, cy). */
+export function marker(shape, cx, cy, r, color, extra = {}) {
+  const common = { fill: color, stroke: "#ffffff", "stroke-width": 1.5, ...extra };
+  if (shape === "square") return s("rect", { x: cx - r, y: cy - r, width: 2 * r, height: 2 * r, ...common });
+  if (shape === "triangle") {
+    const pts = [
+      [cx, cy - r * 1.2],
+      [cx + r * 1.1, cy + r * 0.8],
+      [cx - r * 1.1, cy + r * 0.8],
+    ];
+    return s("polygon", { points: pts.map((p) => p.map((v) => v.toFixed(1)).join(",")).join(" "), ...common });
+  }
+  if (shape === "diamond") {
+    const pts = [
+      [cx, cy - r * 1.3],
+      [cx + r * 1.3, cy],
+      [cx, cy + r * 1.3],
+      [cx - r * 1.3, cy],
+    ];
+    return s("polygon", { points: pts.map((p) => p.map((v) => v.toFixed(1)).join(",")).join(" "), ...common });
+  }
+  return s("circle", { cx, cy, r, ...common });
+}
+
+/**
+ * The headline plot: accuracy (y) against pruned share (x), one marker per job.
+ * points: [{job_id, method, x, y, ...}]; baseline: accuracy or null.
+ * Calls onPoint(kind, point, element, event) for "enter", "leave" and "open".
+ */
+export function scatterPlot({ points, baseline, yLabel, onPoint, width = 720, height = 420 }) {
+  const svg = frame({ width, height, title: "Test accuracy against the share of channels pruned", desc: `${points.length} finished jobs` });
+  const margin = { top: 40, right: 24, bottom: 48, left: 62 };
+  const ys = points.map((p) => p.y);
+  if (baseline !== null && baseline !== undefined) ys.push(baseline);
+  const xTicks = niceTicks(0, Math.max(0.1, ...points.map((p) => p.x)) * 1.05, 6).filter((t) => t <= 1.0001);
+  let yLo = ys.length ? Math.min(...ys) : 0;
+  let yHi = ys.length ? Math.max(...ys) : 1;
+  const pad = Math.max(0.01, (yHi - yLo) * 0.15);
+  yLo = Math.max(0, yLo - pad);
+  yHi = Math.min(1, yHi + pad);
+  const yTicks = niceTicks(yLo, yHi, 5);
+  const pctFmt = (v) => `${Math.round(v * 1000) / 10}`;
+  const { x, y } = axes(svg, { width, height, margin, xTicks, yTicks, xFormat: pctFmt, yFormat: pctFmt, xLabel: "channels pruned (%)", yLabel });
+  if (baseline !== null && baseline !== undefined) {
+    svg.append(
+      s(
+        "g",
+        { class: "baseline-line" },
+        s("line", { x1: margin.left, x2: width - margin.right, y1: y(baseline), y2: y(baseline), stroke: "#111827", "stroke-width": 1.5, "stroke-dasharray": "6 4" }),
+        s("text", { x: width - margin.right - 4, y: y(baseline) - 6, "text-anchor": "end", fill: "#111827" }, `baseline ${(baseline * 100).toFixed(1)} %`),
+      ),
+    );
+  }
+  if (!points.length) {
+    svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, "No finished jobs yet: points appear here as jobs finish"));
+  }
+  const layer = s("g", { class: "points" });
+  for (const p of points) {
+    const style = METHOD_STYLE[p.method] || { color: "#7c3aed", marker: "diamond" };
+    const g = s("g", {
+      class: "point",
+      tabindex: 0,
+      role: "link",
+      cursor: "pointer",
+      "data-job-id": p.job_id,
+      "aria-label": `${p.method} job ${p.job_id}: ${(p.y * 100).toFixed(1)} % accuracy at ${(p.x * 100).toFixed(1)} % pruned; press Enter to open`,
+    });
+    g.append(marker(style.marker, x(p.x), y(p.y), 6, style.color));
+    if (onPoint) {
+      g.addEventListener("mouseenter", (ev) => onPoint("enter", p, g, ev));
+      g.addEventListener("focus", (ev) => onPoint("enter", p, g, ev));
+      g.addEventListener("mouseleave", (ev) => onPoint("leave", p, g, ev));
+      g.addEventListener("blur", (ev) => onPoint("leave", p, g, ev));
+      g.addEventListener("click", (ev) => onPoint("open", p, g, ev));
+      g.addEventListener("keydown", (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") {
+          ev.preventDefault();
+          onPoint("open", p, g, ev);
+        }
+      });
+    }
+    layer.append(g);
+  }
+  svg.append(layer);
+  const methods = [...new Set(points.map((p) => p.method))];
+  legend(
+    svg,
+    methods.map((m) => {
+      const style = METHOD_STYLE[m] || { color: "#7c3aed", marker: "diamond" };
+      return { name: m === "proxns" ? "ProxNS" : m === "ns" ? "NS" : m === "baseline" ? "Baseline" : m, swatch: (lx, ly) => marker(style.marker, lx + 4, ly + 4, 5, style.color) };
+    }),
+    { x: margin.left + 4, y: 16 },
+  );
+  return svg;
+}

@@ -1,0 +1,206 @@
+// Job page: config, live curves, channels per layer, full vs slim table, downloads, cancel.
+
+import { api, isFinished } from "../api.js";
+import { lineChart, layerBars } from "../charts.js";
+import { h, keepFocus, mount } from "../dom.js";
+import { bytes, DASH, dateTime, duration, methodLabel, ms, num, pct, progressBar, shortId, si, statusBadge } from "../format.js";
+import { poll } from "../poll.js";
+
+const COLORS = { acc: "#1b6ec2", loss: "#d95f02", objective: "#7570b3", zero: "#1b9e77" };
+
+/** Epoch on a single axis: fine-tune epochs continue after the training epochs. */
+function curvePoints(metrics, trainEpochs, key) {
+  return metrics
+    .filter((m) => m[key] !== null && m[key] !== undefined)
+    .map((m) => ({ x: m.phase === "finetune" ? trainEpochs + m.epoch : m.epoch, y: m[key], phase: m.phase, epoch: m.epoch }));
+}
+
+function byPhase(points, name, color) {
+  const train = points.filter((p) => p.phase !== "finetune");
+  const fine = points.filter((p) => p.phase === "finetune");
+  const out = [{ name, color, points: train }];
+  if (fine.length) out.push({ name: `${name} (fine-tune)`, color, dash: "5 3", points: fine });
+  return out;
+}
+
+function chartFigure(id, caption, svg, data) {
+  return h("figure", { class: "chart-card", id, dataset: { points: JSON.stringify(data) } }, h("figcaption", {}, caption), svg);
+}
+
+function curves(job, metrics) {
+  const epochs = job.config.epochs;
+  const acc = curvePoints(metrics, epochs, "test_acc");
+  const loss = curvePoints(metrics, epochs, "train_loss");
+  const obj = curvePoints(metrics, epochs, "objective");
+  const zero = curvePoints(metrics, epochs, "zero_fraction");
+  const totalEpochs = epochs + (job.config.finetune_epochs || 0);
+  const common = { xLabel: "epoch", xMin: 1, xMax: Math.max(2, totalEpochs), emptyText: job.status === "queued" ? "Waiting for a worker…" : "No epoch finished yet" };
+  const pctFmt = (v) => `${Math.round(v * 1000) / 10} %`;
+  return h(
+    "div",
+    { class: "charts" },
+    chartFigure("chart-accuracy", "Test accuracy", lineChart({ ...common, title: "Test accuracy per epoch", yLabel: "test accuracy (%)", yFormat: pctFmt, series: byPhase(acc, "test accuracy", COLORS.acc) }), acc),
+    chartFigure(
+      "chart-loss",
+      "Train loss and objective",
+      lineChart({
+        ...common,
+        title: "Train loss and objective per epoch",
+        yLabel: "loss",
+        yFormat: (v) => num(v, 3),
+        series: [...byPhase(loss, "train loss", COLORS.loss), ...byPhase(obj, "objective", COLORS.objective)],
+      }),
+      { train_loss: loss, objective: obj },
+    ),
+    chartFigure("chart-zero", "Share of ξ exactly zero", lineChart({ ...common, title: "Share of ξ exactly zero per epoch", yLabel: "ξ = 0 (%)", yFormat: pctFmt, yMin: 0, series: byPhase(zero, "ξ = 0", COLORS.zero) }), zero),
+  );
+}
+
+function ratio(full, slim) {
+  if (!full || slim === null || slim === undefined) return DASH;
+  return `${((slim / full) * 100).toFixed(1)} %`;
+}
+
+function resultTable(r) {
+  const row = (label, full, slim, fmt, rel) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, fmt(full)), h("td", {}, fmt(slim)), h("td", {}, rel));
+  const speedup = r.latency_full_ms && r.latency_slim_ms ? `${(r.latency_full_ms / r.latency_slim_ms).toFixed(2)}× faster` : DASH;
+  return h(
+    "table",
+    { class: "data-table compare-table", id: "result-table" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, ""), h("th", { scope: "col" }, "Full"), h("th", { scope: "col" }, "Slim"), h("th", { scope: "col" }, "Slim / full"))),
+    h(
+      "tbody",
+      {},
+      row("Parameters", r.params_full, r.params_slim, si, ratio(r.params_full, r.params_slim)),
+      row("FLOPs", r.flops_full, r.flops_slim, si, ratio(r.flops_full, r.flops_slim)),
+      row("Latency", r.latency_full_ms, r.latency_slim_ms, ms, speedup),
+      row("Channels", r.channels_total, r.channels_total - r.channels_pruned, String, `${pct(r.pruned_fraction)} pruned`),
+      row("Test accuracy", r.acc_full, r.acc_slim, pct, r.acc_full !== null && r.acc_slim !== null ? `${((r.acc_slim - r.acc_full) * 100).toFixed(2)} pts` : DASH),
+      r.acc_finetuned !== null && r.acc_finetuned !== undefined
+        ? row("Accuracy after fine-tuning", r.acc_full, r.acc_finetuned, pct, `${((r.acc_finetuned - r.acc_full) * 100).toFixed(2)} pts`)
+        : null,
+    ),
+  );
+}
+
+function configTable(config) {
+  return h(
+    "dl",
+    { class: "config-list", id: "job-config" },
+    Object.entries(config).map(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, v === null || v === undefined ? DASH : Array.isArray(v) ? `[${v.join(", ")}]` : String(v))]),
+  );
+}
+
+function downloads(items) {
+  if (!items.length) return h("p", { class: "muted" }, "No model files were written.");
+  return h(
+    "ul",
+    { class: "downloads", id: "downloads" },
+    items.map((a) =>
+      h(
+        "li",
+        { dataset: { artifact: a.name } },
+        h("a", { class: "button", href: a.url, download: a.name, dataset: { sha256: a.sha256, bytes: String(a.bytes) } }, "Download ", h("strong", {}, a.name)),
+        h("span", { class: "artifact-meta" }, `${a.format} · ${bytes(a.bytes)}`),
+        h("code", { class: "sha", title: `sha256 ${a.sha256}` }, `sha256 ${a.sha256}`),
+      ),
+    ),
+  );
+}
+
+function header(job, onCancel) {
+  const cfg = job.config;
+  const canCancel = !isFinished(job.status);
+  return h(
+    "div",
+    { class: "page-head" },
+    h("div", {}, h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Jobs"), job.experiment_id ? [" / ", h("a", { href: `#/experiments/${job.experiment_id}` }, `Experiment #${shortId(job.experiment_id)}`)] : null), h("h1", {}, `Job ${shortId(job.id)} `, statusBadge(job.status)), h("p", { class: "lead" }, `${methodLabel(cfg.method)} · λ ${num(cfg.lam)}${cfg.beta !== null && cfg.beta !== undefined ? ` · β ${num(cfg.beta)}` : ""} · ${cfg.arch}${cfg.depth} ×${cfg.width} on ${cfg.dataset}`)),
+    h(
+      "div",
+      { class: "actions" },
+      canCancel ? h("button", { type: "button", class: "danger", id: "cancel-job", onclick: onCancel }, "Cancel job") : null,
+      h("a", { class: "button", href: `#/new?from=${job.id}` }, "Run again with changes"),
+    ),
+  );
+}
+
+function facts(job) {
+  const items = [
+    ["Created", dateTime(job.created_at)],
+    ["Started", dateTime(job.started_at)],
+    ["Finished", dateTime(job.finished_at)],
+    ["Epochs done", `${job.epochs_done ?? 0} / ${job.config.epochs + (job.config.finetune_epochs || 0)}`],
+    ["Run time", job.started_at ? duration(((job.finished_at ? new Date(job.finished_at) : new Date()) - new Date(job.started_at)) / 1000) : DASH],
+    ["Device", job.device || job.result?.device || DASH],
+    ["Worker", job.worker_host || DASH],
+    ["Attempts", job.attempts ?? DASH],
+  ];
+  return h("dl", { class: "facts" }, items.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v)))));
+}
+
+export async function renderJob(root, params, id) {
+  mount(root, h("p", { class: "muted" }, "Loading job…"));
+  let job;
+  let artifacts = null;
+  let actionMsg = "";
+
+  const onCancel = async (ev) => {
+    ev.target.disabled = true;
+    try {
+      job = await api.cancelJob(id);
+      actionMsg = "Cancel requested.";
+    } catch (err) {
+      actionMsg = `Could not cancel: ${err.message}`;
+    }
+    draw([]);
+  };
+
+  let lastMetrics = [];
+  function draw(metrics) {
+    if (metrics) lastMetrics = metrics.length ? metrics : lastMetrics;
+    const r = job.result;
+    keepFocus(root, () =>
+      mount(
+        root,
+        header(job, onCancel),
+        actionMsg ? h("p", { class: "notice", role: "status" }, actionMsg) : null,
+        !isFinished(job.status) ? h("div", { class: "job-progress" }, progressBar(job)) : null,
+        job.status === "failed" ? h("div", { class: "error-box", role: "alert", id: "job-error" }, h("h2", {}, "The job failed"), h("pre", {}, job.error || "no error message recorded")) : null,
+        job.status === "cancelled" ? h("p", { class: "notice" }, "This job was cancelled.") : null,
+        facts(job),
+        h("section", {}, h("h2", {}, "Training curves"), curves(job, lastMetrics)),
+        r
+          ? h(
+              "section",
+              { id: "result" },
+              h("h2", {}, "Full vs slim"),
+              h("div", { class: "table-wrap" }, resultTable(r)),
+              r.kept_forced && r.kept_forced.length ? h("p", { class: "muted" }, `Kept one channel in layers the method would have emptied: ${r.kept_forced.join(", ")}.`) : null,
+              h("h2", {}, "Channels per layer"),
+              chartFigure("chart-layers", "Total vs kept channels per BN layer", layerBars({ layers: r.layers || [] }), r.layers || []),
+            )
+          : null,
+        job.status === "succeeded" ? h("section", {}, h("h2", {}, "Slimmed model files"), artifacts ? downloads(artifacts) : h("p", { class: "muted" }, "Loading files…")) : null,
+        h("section", {}, h("details", { class: "config-details", open: true }, h("summary", {}, "Config"), configTable(job.config))),
+      ),
+    );
+  }
+
+  return poll(async () => {
+    let j;
+    let m;
+    try {
+      [j, m] = await Promise.all([api.getJob(id), api.jobMetrics(id)]);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      mount(root, h("h1", {}, "Job not found"), h("p", {}, `There is no job ${id}. `, h("a", { href: "#/" }, "Back to the jobs list")));
+      return false;
+    }
+    job = j;
+    if (job.status === "succeeded" && !artifacts) {
+      artifacts = (await api.jobArtifacts(id)).items;
+    }
+    draw(m.items);
+    return !isFinished(job.status);
+  });
+}

@@ -1,0 +1,160 @@
+"""Fixtures for the dashboard tests: a live `proxns serve` (API + worker) and headless Chromium.
+
+Without a browser or the service these tests skip, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT_DIR = ROOT / "test-output"
+CHROME_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--window-size=1366,900",
+]
+
+
+def unavailable(reason: str) -> None:
+    """Fail under CI (the browser tests are part of `make test` there), skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_browser() -> tuple[str | None, str | None]:
+    """Paths of a Chromium binary and a matching chromedriver (Debian's packages first)."""
+    chrome = next(
+        (
+            p
+            for p in (
+                "/usr/bin/chromium",
+                shutil.which("chromium"),
+                shutil.which("chromium-browser"),
+                shutil.which("google-chrome"),
+            )
+            if p and Path(p).exists()
+        ),
+        None,
+    )
+    driver = next(
+        (p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver")) if p and Path(p).exists()), None
+    )
+    return chrome, driver
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    return OUTPUT_DIR
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Headless Chromium with a fresh profile, console logging on and downloads to a temp folder."""
+    try:
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as exc:
+        unavailable(f"selenium is not installed: {exc}")
+    chrome, chromedriver = find_browser()
+    if not chrome or not chromedriver:
+        unavailable("no chromium/chromedriver found (run `make browser`)")
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = Options()
+    options.binary_location = chrome
+    for arg in CHROME_ARGS:
+        options.add_argument(arg)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}")
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    except WebDriverException as exc:
+        unavailable(f"headless Chromium did not start: {exc.msg}")
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.set_window_size(1366, 900)
+    driver.download_dir = downloads
+    yield driver
+    driver.quit()
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"`proxns serve` exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"`proxns serve` did not become healthy in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`proxns serve` on a free port in a temp folder: SQLite, filesystem broker, one real worker."""
+    proxns = Path(sys.executable).with_name("proxns")
+    if not (ROOT / "api").is_dir() or not proxns.exists():
+        unavailable("the service (api/ and the `proxns` console script) is not installed")
+    if subprocess.run([str(proxns), "serve", "--help"], capture_output=True).returncode != 0:
+        unavailable("`proxns serve` is not available")
+    workdir = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    log = workdir / "serve.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROXNS_")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(proxns), "serve", "--port", str(port)],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the worker it starts goes down with it
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if OUTPUT_DIR.is_dir():
+            shutil.copy(log, OUTPUT_DIR / "serve.log")

@@ -1,0 +1,264 @@
+"""The dashboard in a real headless Chromium against a live `proxns serve` with a real worker.
+
+One tiny two-job sweep (digits, VGG-11 at width 0.125, 2 epochs) is submitted through the form
+and followed through the jobs list, the experiment plot and a job page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
+
+pytestmark = pytest.mark.browser
+
+TINY_BASE = {
+    "dataset": "digits",
+    "arch": "vgg",
+    "depth": "11",
+    "width": "0.125",
+    "epochs": "2",
+    "train_subset": "256",
+    "test_subset": "128",
+    "device": "cpu",
+}
+SWEEP_LAMS = [0.01, 0.05]
+JOB_TIMEOUT_S = 150
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 15, what: str = "condition", every: float = 0.2
+) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # the page re-renders while polling: elements come and go
+            last_error = exc
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (last error: {last_error!r})")
+
+
+def open_page(browser, url: str) -> None:
+    """Load `url` afresh (a hash-only change would keep the old page's state)."""
+    browser.get("about:blank")
+    browser.get(url)
+    wait_for(
+        lambda: browser.find_element(By.CSS_SELECTOR, "main#view > *:not(noscript)"), what=f"{url} to render"
+    )
+
+
+def severe_console_errors(browser, allow: Callable[[dict], bool] = lambda entry: False) -> list[dict]:
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and not allow(e)]
+
+
+def is_expected_422(entry: dict) -> bool:
+    """Chromium logs every non-2xx response; the 422 the validation test provokes is intended."""
+    return entry.get("source") == "network" and "status of 422" in entry["message"]
+
+
+def field_error(browser, field_id: str) -> str:
+    """The message shown beside the form control with id `field_id`."""
+    return browser.find_element(By.ID, f"{field_id}-error").text.strip()
+
+
+def api_message(url: str, path: str, body: dict, field: str) -> str:
+    """The message the API gives for `field` when `body` is posted directly."""
+    response = httpx.post(f"{url}{path}", json=body, timeout=10)
+    assert response.status_code == 422, response.text
+    msgs = [d["msg"] for d in response.json()["detail"] if d["loc"][-1] == field]
+    assert msgs, response.text
+    return msgs[0].removeprefix("Value error, ")
+
+
+def fill(browser, element_id: str, value: str) -> None:
+    el = browser.find_element(By.ID, element_id)
+    if el.tag_name == "select":
+        Select(el).select_by_value(value)
+    else:
+        el.clear()
+        el.send_keys(value)
+
+
+def wait_for_download(folder: Path, name_end: str, timeout: float = 20) -> Path:
+    def done() -> Path | None:
+        hits = [p for p in folder.iterdir() if p.name.endswith(name_end) and p.stat().st_size > 0]
+        return hits[0] if hits else None
+
+    return wait_for(done, timeout, what=f"a downloaded file ending {name_end!r}")
+
+
+def test_invalid_values_show_the_api_message_beside_the_field(browser, live_server):
+    jobs_before = httpx.get(f"{live_server}/api/jobs").json()["total"]
+    browser.get_log("browser")
+
+    open_page(browser, f"{live_server}/#/new")
+    wait_for(lambda: browser.find_element(By.ID, "job-epochs"), what="the job form")
+    fill(browser, "job-dataset", "digits")
+    fill(browser, "job-epochs", "10000")
+    browser.find_element(By.ID, "job-epochs").send_keys(Keys.ENTER)  # submits with the keyboard alone
+    shown = wait_for(lambda: field_error(browser, "job-epochs"), what="the epochs message")
+    assert shown == api_message(live_server, "/api/jobs", {"dataset": "digits", "epochs": 10000}, "epochs")
+    assert browser.switch_to.active_element.get_attribute("id") == "job-epochs"
+    assert browser.find_element(By.ID, "job-epochs").get_attribute("aria-invalid") == "true"
+    assert field_error(browser, "job-lam") == ""
+
+    open_page(browser, f"{live_server}/#/sweep")
+    wait_for(lambda: browser.find_element(By.ID, "base-lam"), what="the sweep form")
+    fill(browser, "sweep-name", "invalid lam")
+    fill(browser, "base-dataset", "digits")
+    fill(browser, "base-lam", "-1")
+    browser.find_element(By.CSS_SELECTOR, "#sweep-form button[type=submit]").click()
+    shown = wait_for(lambda: field_error(browser, "base-lam"), what="the base λ message")
+    body = {"name": "invalid lam", "base": {"dataset": "digits", "lam": -1}, "sweep": {}}
+    assert shown == api_message(live_server, "/api/experiments", body, "lam")
+
+    assert httpx.get(f"{live_server}/api/jobs").json()["total"] == jobs_before
+    assert severe_console_errors(browser, allow=is_expected_422) == []
+
+
+def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(browser, live_server, output_dir):
+    browser.get_log("browser")
+    downloads: Path = browser.download_dir
+
+    # Submit a two-job λ sweep through the form.
+    open_page(browser, f"{live_server}/#/sweep")
+    wait_for(lambda: browser.find_element(By.ID, "base-epochs"), what="the sweep form")
+    fill(browser, "sweep-name", "browser test: digits vgg11 λ sweep")
+    fill(browser, "sweep-lam", ", ".join(map(str, SWEEP_LAMS)))
+    for field, value in TINY_BASE.items():
+        fill(browser, f"base-{field}", value)
+    assert browser.find_element(By.ID, "sweep-count").text == "2"
+    browser.find_element(By.CSS_SELECTOR, "#sweep-form button[type=submit]").click()
+    wait_for(lambda: "#/experiments/" in browser.current_url, what="the experiment page after submit")
+    exp_id = browser.current_url.rsplit("/", 1)[-1]
+    exp = httpx.get(f"{live_server}/api/experiments/{exp_id}").json()
+    job_ids = sorted(j["id"] for j in exp["jobs"])
+    assert len(job_ids) == 2
+    assert sorted(j["config"]["lam"] for j in exp["jobs"]) == SWEEP_LAMS
+
+    # Watch the jobs list: the progress bars advance (no reload) until both jobs succeed.
+    open_page(browser, f"{live_server}/#/?experiment_id={exp_id}")
+    seen: dict[int, list[tuple[str, float]]] = {i: [] for i in job_ids}
+    shot_running = False
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            rows = browser.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr")
+            for row in rows:
+                bar = row.find_element(By.CSS_SELECTOR, ".progress")
+                state = (row.get_attribute("data-status"), float(bar.get_attribute("data-progress")))
+                job = int(row.get_attribute("data-job-id"))
+                if job in seen and (not seen[job] or seen[job][-1] != state):
+                    seen[job].append(state)
+        except Exception:  # the table was re-rendered under us; read it again
+            continue
+        if not shot_running and any(s[-1][0] == "running" for s in seen.values() if s):
+            browser.save_screenshot(str(output_dir / "jobs-list-running.png"))
+            shot_running = True
+        if all(s and s[-1][0] in ("succeeded", "failed", "cancelled") for s in seen.values()):
+            break
+        time.sleep(0.15)
+    assert all(s and s[-1] == ("succeeded", 1.0) for s in seen.values()), seen
+    for states in seen.values():
+        progress = [p for _, p in states]
+        assert progress == sorted(progress), states  # never goes backwards
+        assert progress[0] < 1.0, states  # seen before it finished, then advanced to 100 %
+    browser.save_screenshot(str(output_dir / "jobs-list.png"))
+
+    # The headline plot gets one point per finished job, read from the page's chart data.
+    open_page(browser, f"{live_server}/#/experiments/{exp_id}")
+    plot = browser.find_element(By.ID, "headline-plot")
+    points = wait_for(
+        lambda: (
+            len(json.loads(plot.get_attribute("data-points"))) == 2
+            and json.loads(plot.get_attribute("data-points"))
+        ),
+        what="two plotted points",
+    )
+    api_points = {
+        p["job_id"]: p for p in httpx.get(f"{live_server}/api/experiments/{exp_id}").json()["points"]
+    }
+    assert sorted(p["job_id"] for p in points) == job_ids
+    assert sorted(p["lam"] for p in points) == SWEEP_LAMS
+    for p in points:
+        ref = api_points[p["job_id"]]
+        assert p["x"] == pytest.approx(ref["pruned_fraction"])
+        assert p["y"] == pytest.approx(
+            ref["acc_finetuned"] if ref["acc_finetuned"] is not None else ref["acc_slim"]
+        )
+        assert 0.0 <= p["x"] <= 1.0 and 0.0 <= p["y"] <= 1.0
+    markers = browser.find_elements(By.CSS_SELECTOR, "#headline-plot svg .point")
+    assert sorted(int(m.get_attribute("data-job-id")) for m in markers) == job_ids
+    ActionChains(browser).move_to_element(markers[0]).perform()
+    tooltip = browser.find_element(By.ID, "plot-tooltip")
+    wait_for(tooltip.is_displayed, what="the hover tooltip")
+    assert "λ" in tooltip.text and "FLOPs" in tooltip.text and "Params" in tooltip.text
+    browser.save_screenshot(str(output_dir / "experiment-plot.png"))
+    plot.screenshot(str(output_dir / "experiment-plot-only.png"))
+
+    browser.find_element(By.ID, "save-csv").click()
+    csv_lines = wait_for_download(downloads, ".csv").read_text().strip().splitlines()
+    assert csv_lines[0].startswith("job_id,method,lam,beta")
+    assert len(csv_lines) == 3
+    browser.find_element(By.ID, "save-svg").click()
+    assert "<svg" in wait_for_download(downloads, ".svg").read_text()
+    browser.find_element(By.ID, "save-png").click()
+    assert wait_for_download(downloads, ".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Clicking a point opens its job: one curve point per epoch, results, and model files.
+    job_id = int(markers[0].get_attribute("data-job-id"))
+    markers[0].click()
+    wait_for(
+        lambda: browser.current_url.endswith(f"#/jobs/{job_id}"), what="the job page after clicking a point"
+    )
+    epochs = int(TINY_BASE["epochs"])
+    for chart in ("chart-accuracy", "chart-zero"):
+        curve = wait_for(
+            lambda chart=chart: json.loads(browser.find_element(By.ID, chart).get_attribute("data-points")),
+            what=f"{chart} data",
+        )
+        assert [(p["phase"], p["epoch"]) for p in curve] == [("train", e) for e in range(1, epochs + 1)]
+    loss = json.loads(browser.find_element(By.ID, "chart-loss").get_attribute("data-points"))
+    assert len(loss["train_loss"]) == epochs and len(loss["objective"]) == epochs
+    result = httpx.get(f"{live_server}/api/jobs/{job_id}").json()["result"]
+    layers = json.loads(browser.find_element(By.ID, "chart-layers").get_attribute("data-points"))
+    assert layers == result["layers"]
+    table = browser.find_element(By.ID, "result-table").text
+    assert "Parameters" in table and "FLOPs" in table and "Latency" in table and "Test accuracy" in table
+
+    buttons = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#downloads a[download]"), what="download buttons"
+    )
+    names = {b.get_attribute("download") for b in buttons}
+    assert {"slim.safetensors", "slim.json", "slim.torchscript.pt", "slim.onnx"} <= names
+    browser.save_screenshot(str(output_dir / "job-page.png"))
+    json_button = next(b for b in buttons if b.get_attribute("download") == "slim.json")
+    json_button.click()
+    got = wait_for_download(downloads, "slim.json")
+    data = got.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == json_button.get_attribute("data-sha256")
+    assert len(data) == int(json_button.get_attribute("data-bytes"))
+
+    # The jobs list on a phone-sized window.
+    browser.set_window_size(390, 844)
+    open_page(browser, f"{live_server}/#/")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr"), what="the jobs list")
+    browser.save_screenshot(str(output_dir / "jobs-list-phone.png"))
+    browser.set_window_size(1366, 900)
+
+    assert severe_console_errors(browser) == []
