@@ -5,6 +5,7 @@ Every transition is one conditional UPDATE, so two processes racing on a job can
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,10 @@ from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Job, Metric, Re
 
 #: A running job whose heartbeat is older than this has lost its worker.
 HEARTBEAT_STALE = timedelta(minutes=10)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def new_job(config: dict[str, Any], experiment_id: int | None = None) -> Job:
@@ -70,7 +75,8 @@ def report_progress(
 
 def upsert_metric(session: Session, job_id: int, m: dict[str, Any]) -> None:
     """Write one epoch's metrics; writing the same epoch again replaces it (retries are harmless)."""
-    values = {k: m.get(k) for k in METRIC_FIELDS}
+    # NaN/inf (a diverged run) are stored as NULL: JSON clients cannot read them.
+    values = {k: _finite(m.get(k)) for k in METRIC_FIELDS}
     values["job_id"] = job_id
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(Metric).values(**values)
@@ -111,11 +117,11 @@ def request_cancel(session: Session, job_id: int) -> str | None:
 def finish_job(
     session: Session, job_id: int, status: str, error: str | None = None, progress: float | None = None
 ) -> None:
-    """End a job as succeeded, failed or cancelled."""
+    """End a running job as failed or cancelled (a job already ended by someone else is left alone)."""
     values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "eta_seconds": None, "error": error}
     if progress is not None:
         values["progress"] = progress
-    session.execute(update(Job).where(Job.id == job_id).values(**values))
+    session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(**values))
     session.commit()
 
 
@@ -133,7 +139,7 @@ def save_result(
     session: Session, job_id: int, result: dict[str, Any], artifacts: Iterable[dict[str, Any]]
 ) -> None:
     """Store a succeeded job's result and artifact records and mark it succeeded, in one transaction."""
-    session.merge(Result(job_id=job_id, **{k: result.get(k) for k in RESULT_FIELDS}))
+    session.merge(Result(job_id=job_id, **{k: _finite(result.get(k)) for k in RESULT_FIELDS}))
     for a in artifacts:
         existing = session.execute(
             select(Artifact).where(Artifact.job_id == job_id, Artifact.name == a["name"])

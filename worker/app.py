@@ -1,0 +1,66 @@
+"""The Celery app of the workers: one job per process, acknowledged only once it has ended."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import worker_ready
+from celery.worker import state as worker_state
+
+from store.db import make_engine, make_sessionmaker
+from store.queries import fail_stale_jobs
+from store.settings import RUN_JOB_TASK, Settings, get_settings
+from worker.runner import run_job
+
+log = logging.getLogger("proxns.worker")
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app for ``settings``: late acks, prefetch 1, so a lost worker's job is redelivered."""
+    app = Celery("proxns", broker=settings.broker_url, set_as_current=True)
+    app.conf.update(
+        broker_transport_options=settings.broker_transport_options(),
+        broker_connection_retry_on_startup=True,
+        task_default_queue=settings.queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=1,
+        worker_pool="solo",
+        worker_send_task_events=False,
+        # The filesystem queue has no broadcast worth having; Redis keeps `celery inspect` working.
+        worker_enable_remote_control=not settings.uses_filesystem_broker,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+settings = get_settings()
+app = make_celery(settings)
+_engine = make_engine(settings.database_url, pool_size=2)
+_sessions = make_sessionmaker(_engine)
+
+
+def shutting_down() -> bool:
+    """True once Celery received SIGTERM/SIGINT: the running job is handed back to the queue."""
+    return bool(worker_state.should_stop or worker_state.should_terminate)
+
+
+def _requeue(job_id: int) -> None:
+    run_job_task.apply_async(args=[job_id], queue=settings.queue)
+
+
+@app.task(name=RUN_JOB_TASK, acks_late=True)
+def run_job_task(job_id: int) -> str:
+    """Run one job through ``proxns_core.fit``; the returned status is only logged."""
+    return run_job(job_id, settings, _sessions, shutting_down=shutting_down, requeue=_requeue)
+
+
+@worker_ready.connect
+def _reap_lost_jobs(**_kwargs) -> None:
+    with _sessions() as s:
+        lost = fail_stale_jobs(s)
+    if lost:
+        log.warning("marked jobs %s failed: their worker stopped sending heartbeats", lost)
