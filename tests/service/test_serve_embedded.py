@@ -1,0 +1,121 @@
+"""`proxns serve` as a new user runs it: no settings, SQLite and the filesystem queue under ./var/."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from service_checks import check_succeeded_job
+from service_helpers import TINY_JOB, free_port, healthy, service_env, wait_for
+
+
+def proxns_command() -> list[str]:
+    script = Path(sys.executable).parent / "proxns"
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from proxns_cli import main; main()"]
+
+
+def descendants(pid: int) -> set[int]:
+    """Process ids below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [*proxns_command(), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=service_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            wait_for(lambda: healthy(client), 90, 0.2, "proxns serve to answer /healthz")
+            assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "broker": "ok"}
+            children = descendants(serve.pid)
+            assert children, "proxns serve started no worker process"
+
+            # Submitted with the client command, as the README shows.
+            config = tmp_path / "tiny.json"
+            config.write_text(json.dumps(TINY_JOB))
+            out = subprocess.run(
+                [*proxns_command(), "submit", str(config), "--server", url],
+                capture_output=True,
+                text=True,
+                env=service_env(),
+                check=True,
+            )
+            job_id = int(out.stdout.split()[1])
+
+            def finished() -> dict | None:
+                job = client.get(f"/api/jobs/{job_id}").json()
+                return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+            job = wait_for(finished, 180, 0.3, "the job to finish")
+            check_succeeded_job(client, job, TINY_JOB, tmp_path)
+
+            target = tmp_path / "model.onnx"
+            subprocess.run(
+                [
+                    *proxns_command(),
+                    "download",
+                    str(job_id),
+                    "--format",
+                    "onnx",
+                    "-o",
+                    str(target),
+                    "--server",
+                    url,
+                ],
+                check=True,
+                env=service_env(),
+                capture_output=True,
+            )
+            assert target.read_bytes() == (tmp_path / "slim.onnx").read_bytes()
+
+        # Everything lives under ./var of the directory it was started in.
+        var = tmp_path / "var"
+        assert (var / "proxns.db").is_file()
+        assert (var / "broker" / "queue").is_dir()
+        assert (var / "artifacts" / str(job_id) / "slim.onnx").is_file()
+
+        serve.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert serve.wait(timeout=60) == 0
+        wait_for(lambda: not any(alive(pid) for pid in children), 10, 0.1, "serve's children to exit")
+        assert time.monotonic() - started < 60
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        log.close()
+        print((tmp_path / "serve.log").read_text()[-4000:])
+    assert "ProxNS Lab dashboard: http://127.0.0.1:" in (tmp_path / "serve.log").read_text()
