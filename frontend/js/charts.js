@@ -111,10 +111,10 @@ function legend(svg, items, { x, y }) {
  * Line chart of one or more series: {name, color, dash?, points: [{x, y}]}.
  * Empty series are skipped; with no points at all it shows `emptyText`.
  */
-export function lineChart({ title, xLabel, yLabel, series, yFormat = String, xFormat = String, yMin, yMax, xMin, xMax, emptyText = "No data yet", width = 640, height = 260 }) {
+export function lineChart({ title, xLabel, yLabel, series, yFormat = String, yTickFormat, xFormat = String, yMin, yMax, yMinSpan = 0, xMin, xMax, emptyText = "No data yet", width = 640, height = 260 }) {
   const svg = frame({ width, height, title });
   const all = series.flatMap((sr) => sr.points);
-  const margin = { top: 30, right: 16, bottom: 42, left: 58 };
+  const margin = { top: 30, right: 16, bottom: 42, left: 62 };
   if (all.length === 0) {
     svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, emptyText));
     return svg;
@@ -122,8 +122,16 @@ export function lineChart({ title, xLabel, yLabel, series, yFormat = String, xFo
   const xs = all.map((p) => p.x);
   const ys = all.map((p) => p.y).filter((v) => v !== null && Number.isFinite(v));
   const xTicks = niceTicks(xMin ?? Math.min(...xs), xMax ?? Math.max(...xs, (xMin ?? Math.min(...xs)) + 1), 6).filter((t) => Number.isInteger(t));
-  const yTicks = niceTicks(yMin ?? Math.min(...ys), yMax ?? Math.max(...ys), 5);
-  const { x, y } = axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat, xLabel, yLabel });
+  let yLo = yMin ?? Math.min(...ys);
+  let yHi = yMax ?? Math.max(...ys);
+  if (yHi - yLo < yMinSpan) {
+    // A flat curve (e.g. no ξ at zero yet) gets a sensible range instead of one around ±0.5.
+    const mid = (yLo + yHi) / 2;
+    yLo = yMin ?? mid - yMinSpan / 2;
+    yHi = yLo + yMinSpan;
+  }
+  const yTicks = niceTicks(yLo, yHi, 5);
+  const { x, y } = axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat: yTickFormat || yFormat, xLabel, yLabel });
   for (const sr of series) {
     const pts = sr.points.filter((p) => p.y !== null && Number.isFinite(p.y));
     if (!pts.length) continue;

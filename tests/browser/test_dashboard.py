@@ -62,6 +62,16 @@ def open_page(browser, url: str) -> None:
     )
 
 
+def full_page_screenshot(browser, path: Path) -> None:
+    """Screenshot of the whole page, not only the window: grow the window to the page's height."""
+    width, height = browser.get_window_size()["width"], browser.get_window_size()["height"]
+    page_height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(width, min(max(height, page_height + 140), 6000))
+    time.sleep(0.3)
+    browser.save_screenshot(str(path))
+    browser.set_window_size(width, height)
+
+
 def severe_console_errors(browser, allow: Callable[[dict], bool] = lambda entry: False) -> list[dict]:
     return [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and not allow(e)]
 
@@ -173,12 +183,15 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
         if all(s and s[-1][0] in ("succeeded", "failed", "cancelled") for s in seen.values()):
             break
         time.sleep(0.15)
+    (output_dir / "progress-observed.json").write_text(
+        json.dumps({str(k): v for k, v in seen.items()}, indent=1)
+    )
     assert all(s and s[-1] == ("succeeded", 1.0) for s in seen.values()), seen
     for states in seen.values():
         progress = [p for _, p in states]
         assert progress == sorted(progress), states  # never goes backwards
         assert progress[0] < 1.0, states  # seen before it finished, then advanced to 100 %
-    browser.save_screenshot(str(output_dir / "jobs-list.png"))
+    full_page_screenshot(browser, output_dir / "jobs-list.png")
 
     # The headline plot gets one point per finished job, read from the page's chart data.
     open_page(browser, f"{live_server}/#/experiments/{exp_id}")
@@ -204,11 +217,12 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
         assert 0.0 <= p["x"] <= 1.0 and 0.0 <= p["y"] <= 1.0
     markers = browser.find_elements(By.CSS_SELECTOR, "#headline-plot svg .point")
     assert sorted(int(m.get_attribute("data-job-id")) for m in markers) == job_ids
-    ActionChains(browser).move_to_element(markers[0]).perform()
+    top = markers[-1]  # drawn last: on top when the two points overlap
+    ActionChains(browser).move_to_element(top).perform()
     tooltip = browser.find_element(By.ID, "plot-tooltip")
     wait_for(tooltip.is_displayed, what="the hover tooltip")
     assert "λ" in tooltip.text and "FLOPs" in tooltip.text and "Params" in tooltip.text
-    browser.save_screenshot(str(output_dir / "experiment-plot.png"))
+    full_page_screenshot(browser, output_dir / "experiment-plot.png")
     plot.screenshot(str(output_dir / "experiment-plot-only.png"))
 
     browser.find_element(By.ID, "save-csv").click()
@@ -221,8 +235,8 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     assert wait_for_download(downloads, ".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Clicking a point opens its job: one curve point per epoch, results, and model files.
-    job_id = int(markers[0].get_attribute("data-job-id"))
-    markers[0].click()
+    job_id = int(top.get_attribute("data-job-id"))
+    top.click()
     wait_for(
         lambda: browser.current_url.endswith(f"#/jobs/{job_id}"), what="the job page after clicking a point"
     )
@@ -246,7 +260,7 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     )
     names = {b.get_attribute("download") for b in buttons}
     assert {"slim.safetensors", "slim.json", "slim.torchscript.pt", "slim.onnx"} <= names
-    browser.save_screenshot(str(output_dir / "job-page.png"))
+    full_page_screenshot(browser, output_dir / "job-page.png")
     json_button = next(b for b in buttons if b.get_attribute("download") == "slim.json")
     json_button.click()
     got = wait_for_download(downloads, "slim.json")
@@ -258,7 +272,84 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     browser.set_window_size(390, 844)
     open_page(browser, f"{live_server}/#/")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr"), what="the jobs list")
-    browser.save_screenshot(str(output_dir / "jobs-list-phone.png"))
+    full_page_screenshot(browser, output_dir / "jobs-list-phone.png")
     browser.set_window_size(1366, 900)
 
+    assert severe_console_errors(browser) == []
+
+
+def test_job_form_works_with_the_keyboard_alone_and_a_running_job_can_be_cancelled(browser, live_server):
+    browser.get_log("browser")
+    open_page(browser, f"{live_server}/#/new")
+    form = wait_for(lambda: browser.find_element(By.ID, "job-form"), what="the job form")
+    controls = [
+        c
+        for c in form.find_elements(By.CSS_SELECTOR, "input, select, button, summary")
+        if c.is_displayed() and c.is_enabled()
+    ]
+    labelled = [c for c in controls if c.tag_name in ("input", "select")]
+    for control in labelled:  # every control has a visible label tied to it
+        label = form.find_element(By.CSS_SELECTOR, f"label[for='{control.get_attribute('id')}']")
+        assert label.text.strip(), control.get_attribute("id")
+
+    # Tab from the top of the page: every control in document order, each with a visible focus ring.
+    browser.find_element(By.TAG_NAME, "body").click()
+    order: list[str] = []
+    for _ in range(len(controls) + 12):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        active = browser.switch_to.active_element
+        if (
+            form.get_attribute("id") == active.find_element(By.XPATH, "./ancestor::form").get_attribute("id")
+            if active.find_elements(By.XPATH, "./ancestor::form")
+            else False
+        ):
+            order.append(active.get_attribute("id") or active.tag_name)
+            outline = browser.execute_script("return getComputedStyle(arguments[0]).outlineStyle", active)
+            assert outline != "none", f"no visible focus on {order[-1]}"
+        if active.get_attribute("type") == "submit":
+            break
+    expected = [c.get_attribute("id") or c.tag_name for c in controls]
+    assert order == expected
+
+    # Fill and submit with keys only: a job long enough to cancel while it runs.
+    for field, value in {**TINY_BASE, "epochs": "200", "lam": "0.01"}.items():
+        el = browser.find_element(By.ID, f"job-{field}")
+        if el.tag_name == "select":  # arrow keys, as a keyboard user would
+            el.send_keys(Keys.HOME)
+            for _ in el.find_elements(By.TAG_NAME, "option"):
+                if el.get_attribute("value") == value:
+                    break
+                el.send_keys(Keys.DOWN)
+            assert el.get_attribute("value") == value
+        else:
+            el.send_keys(Keys.CONTROL, "a")
+            el.send_keys(value)
+    browser.find_element(By.ID, "job-epochs").send_keys(Keys.ENTER)
+    wait_for(lambda: "#/jobs/" in browser.current_url, what="the job page after a keyboard submit")
+    job_id = int(browser.current_url.rsplit("/", 1)[-1])
+    config = httpx.get(f"{live_server}/api/jobs/{job_id}").json()["config"]
+    assert (config["epochs"], config["lam"], config["depth"], config["width"]) == (200, 0.01, 11, 0.125)
+
+    wait_for(
+        lambda: (
+            browser.find_element(By.CSS_SELECTOR, ".job-progress .progress").get_attribute("data-status")
+            == "running"
+        ),
+        timeout=60,
+        what="the job to start",
+    )
+    cancel = browser.find_element(By.ID, "cancel-job")
+    browser.execute_script("arguments[0].focus()", cancel)
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait_for(
+        lambda: httpx.get(f"{live_server}/api/jobs/{job_id}").json()["status"] == "cancelled",
+        timeout=60,
+        what="the worker to cancel the job",
+    )
+    badge = wait_for(
+        lambda: browser.find_element(By.CSS_SELECTOR, "h1 .badge.status-cancelled"),
+        what="the cancelled badge",
+    )
+    assert badge.text == "cancelled"
+    assert not browser.find_elements(By.ID, "cancel-job")
     assert severe_console_errors(browser) == []

@@ -36,10 +36,11 @@ function curves(job, metrics) {
   const totalEpochs = epochs + (job.config.finetune_epochs || 0);
   const common = { xLabel: "epoch", xMin: 1, xMax: Math.max(2, totalEpochs), emptyText: job.status === "queued" ? "Waiting for a worker…" : "No epoch finished yet" };
   const pctFmt = (v) => `${Math.round(v * 1000) / 10} %`;
+  const pctTick = (v) => `${Math.round(v * 1000) / 10}`;
   return h(
     "div",
     { class: "charts" },
-    chartFigure("chart-accuracy", "Test accuracy", lineChart({ ...common, title: "Test accuracy per epoch", yLabel: "test accuracy (%)", yFormat: pctFmt, series: byPhase(acc, "test accuracy", COLORS.acc) }), acc),
+    chartFigure("chart-accuracy", "Test accuracy", lineChart({ ...common, title: "Test accuracy per epoch", yLabel: "test accuracy (%)", yFormat: pctFmt, yTickFormat: pctTick, yMinSpan: 0.05, series: byPhase(acc, "test accuracy", COLORS.acc) }), acc),
     chartFigure(
       "chart-loss",
       "Train loss and objective",
@@ -48,11 +49,12 @@ function curves(job, metrics) {
         title: "Train loss and objective per epoch",
         yLabel: "loss",
         yFormat: (v) => num(v, 3),
+        yMinSpan: 0.1,
         series: [...byPhase(loss, "train loss", COLORS.loss), ...byPhase(obj, "objective", COLORS.objective)],
       }),
       { train_loss: loss, objective: obj },
     ),
-    chartFigure("chart-zero", "Share of ξ exactly zero", lineChart({ ...common, title: "Share of ξ exactly zero per epoch", yLabel: "ξ = 0 (%)", yFormat: pctFmt, yMin: 0, series: byPhase(zero, "ξ = 0", COLORS.zero) }), zero),
+    chartFigure("chart-zero", "Share of ξ exactly zero", lineChart({ ...common, title: "Share of ξ exactly zero per epoch", yLabel: "ξ = 0 (%)", yFormat: pctFmt, yTickFormat: pctTick, yMin: 0, yMinSpan: 0.1, series: byPhase(zero, "ξ = 0", COLORS.zero) }), zero),
   );
 }
 

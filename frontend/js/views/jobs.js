@@ -45,7 +45,7 @@ export function jobsTable(jobs, opts = {}) {
   return h(
     "table",
     { class: "data-table jobs-table", id: opts.id || null },
-    h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col", class: t === "λ" ? "keep-case" : null }, t)))),
     h("tbody", {}, jobs.map((j) => jobRow(j, opts))),
   );
 }
