@@ -94,7 +94,7 @@ export function statusBadge(status) {
 /** Progress bar with percentage and ETA; `data-progress` carries the raw fraction for tests. */
 export function progressBar(job) {
   const frac = Math.max(0, Math.min(1, job.progress || 0));
-  const label = `${Math.round(frac * 100)} %`;
+  const label = frac > 0 && frac < 0.1 ? `${(frac * 100).toFixed(1)} %` : `${Math.floor(frac * 100 + 1e-9)} %`;
   const running = job.status === "running";
   const eta = running && job.eta_seconds !== null && job.eta_seconds !== undefined ? `ETA ${duration(job.eta_seconds)}` : "";
   return h(

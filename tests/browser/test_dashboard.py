@@ -161,40 +161,47 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     assert len(job_ids) == 2
     assert sorted(j["config"]["lam"] for j in exp["jobs"]) == SWEEP_LAMS
 
-    # Watch the jobs list: the progress bars advance (no reload) until both jobs succeed.
-    open_page(browser, f"{live_server}/#/?experiment_id={exp_id}")
+    # Stay on the experiment page: progress bars advance and points appear, with no reload.
+    browser.execute_script("window.__sameDocument = true")
     seen: dict[int, list[tuple[str, float]]] = {i: [] for i in job_ids}
-    shot_running = False
+    point_counts: list[int] = []
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
-            rows = browser.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr")
-            for row in rows:
+            for row in browser.find_elements(By.CSS_SELECTOR, "#experiment-jobs-table tbody tr"):
                 bar = row.find_element(By.CSS_SELECTOR, ".progress")
                 state = (row.get_attribute("data-status"), float(bar.get_attribute("data-progress")))
                 job = int(row.get_attribute("data-job-id"))
-                if job in seen and (not seen[job] or seen[job][-1] != state):
+                if not seen[job] or seen[job][-1] != state:
                     seen[job].append(state)
+            count = len(json.loads(browser.find_element(By.ID, "headline-plot").get_attribute("data-points")))
+            if not point_counts or point_counts[-1] != count:
+                point_counts.append(count)
         except Exception:  # the table was re-rendered under us; read it again
             continue
-        if not shot_running and any(s[-1][0] == "running" for s in seen.values() if s):
-            browser.save_screenshot(str(output_dir / "jobs-list-running.png"))
-            shot_running = True
-        if all(s and s[-1][0] in ("succeeded", "failed", "cancelled") for s in seen.values()):
+        if (
+            point_counts
+            and point_counts[-1] == 2
+            and all(s and s[-1][0] == "succeeded" for s in seen.values())
+        ):
             break
         time.sleep(0.15)
     (output_dir / "progress-observed.json").write_text(
-        json.dumps({str(k): v for k, v in seen.items()}, indent=1)
+        json.dumps(
+            {"progress": {str(k): v for k, v in seen.items()}, "plotted_points": point_counts}, indent=1
+        )
     )
     assert all(s and s[-1] == ("succeeded", 1.0) for s in seen.values()), seen
     for states in seen.values():
         progress = [p for _, p in states]
         assert progress == sorted(progress), states  # never goes backwards
         assert progress[0] < 1.0, states  # seen before it finished, then advanced to 100 %
-    full_page_screenshot(browser, output_dir / "jobs-list.png")
+    assert point_counts[0] == 0 and point_counts[-1] == 2 and point_counts == sorted(point_counts), (
+        point_counts
+    )
+    assert browser.execute_script("return window.__sameDocument === true"), "the page reloaded"
 
     # The headline plot gets one point per finished job, read from the page's chart data.
-    open_page(browser, f"{live_server}/#/experiments/{exp_id}")
     plot = browser.find_element(By.ID, "headline-plot")
     points = wait_for(
         lambda: (
@@ -222,8 +229,10 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     tooltip = browser.find_element(By.ID, "plot-tooltip")
     wait_for(tooltip.is_displayed, what="the hover tooltip")
     assert "λ" in tooltip.text and "FLOPs" in tooltip.text and "Params" in tooltip.text
+    plot.screenshot(str(output_dir / "experiment-plot-hover.png"))
+    ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+    wait_for(lambda: not tooltip.is_displayed(), what="the tooltip to hide")
     full_page_screenshot(browser, output_dir / "experiment-plot.png")
-    plot.screenshot(str(output_dir / "experiment-plot-only.png"))
 
     browser.find_element(By.ID, "save-csv").click()
     csv_lines = wait_for_download(downloads, ".csv").read_text().strip().splitlines()
@@ -268,8 +277,21 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     assert hashlib.sha256(data).hexdigest() == json_button.get_attribute("data-sha256")
     assert len(data) == int(json_button.get_attribute("data-bytes"))
 
-    # The jobs list on a phone-sized window.
-    browser.set_window_size(390, 844)
+    # The jobs list shows both finished jobs with their slim accuracy and pruned share.
+    open_page(browser, f"{live_server}/#/?experiment_id={exp_id}")
+    rows = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr"), what="the jobs list"
+    )
+    assert sorted(int(r.get_attribute("data-job-id")) for r in rows) == job_ids
+    for row in rows:
+        ref = api_points[int(row.get_attribute("data-job-id"))]
+        cells = {c.get_attribute("data-label"): c.text for c in row.find_elements(By.TAG_NAME, "td")}
+        assert cells["Status"] == "succeeded" and cells["Progress"].startswith("100 %")
+        assert cells["Pruned"] == f"{ref['pruned_fraction'] * 100:.1f} %"
+        final = ref["acc_finetuned"] if ref["acc_finetuned"] is not None else ref["acc_slim"]
+        assert cells["Slim acc."] == f"{final * 100:.1f} %"
+    full_page_screenshot(browser, output_dir / "jobs-list.png")
+    browser.set_window_size(390, 844)  # phone
     open_page(browser, f"{live_server}/#/")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr"), what="the jobs list")
     full_page_screenshot(browser, output_dir / "jobs-list-phone.png")
@@ -278,7 +300,9 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     assert severe_console_errors(browser) == []
 
 
-def test_job_form_works_with_the_keyboard_alone_and_a_running_job_can_be_cancelled(browser, live_server):
+def test_job_form_works_with_the_keyboard_alone_and_a_running_job_can_be_cancelled(
+    browser, live_server, output_dir
+):
     browser.get_log("browser")
     open_page(browser, f"{live_server}/#/new")
     form = wait_for(lambda: browser.find_element(By.ID, "job-form"), what="the job form")
@@ -338,7 +362,24 @@ def test_job_form_works_with_the_keyboard_alone_and_a_running_job_can_be_cancell
         timeout=60,
         what="the job to start",
     )
-    cancel = browser.find_element(By.ID, "cancel-job")
+    # The jobs list follows the running job live.
+    browser.execute_script("location.hash = '#/'; window.__sameDocument = true")
+    bar = f"#jobs-table tr[data-job-id='{job_id}'] .progress"
+    first = float(
+        wait_for(
+            lambda: browser.find_element(By.CSS_SELECTOR, bar).get_attribute("data-progress"), what="its row"
+        )
+    )
+    wait_for(
+        lambda: float(browser.find_element(By.CSS_SELECTOR, bar).get_attribute("data-progress")) > first,
+        timeout=60,
+        what="its progress bar to advance",
+    )
+    assert "ETA" in browser.find_element(By.CSS_SELECTOR, bar).text
+    browser.save_screenshot(str(output_dir / "jobs-list-running.png"))
+    assert browser.execute_script("return window.__sameDocument === true"), "the page reloaded"
+    browser.execute_script(f"location.hash = '#/jobs/{job_id}'")
+    cancel = wait_for(lambda: browser.find_element(By.ID, "cancel-job"), what="the cancel button")
     browser.execute_script("arguments[0].focus()", cancel)
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     wait_for(

@@ -80,15 +80,20 @@ function tooltipContent(p) {
     ["Params", si(p.params_slim)],
     ["FLOPs", si(p.flops_slim)],
   ];
-  return [h("strong", {}, `Job ${shortId(p.job_id)}`), h("dl", {}, rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))), h("small", {}, "Click to open")];
+  const same = p.overlaps && p.overlaps.length ? h("p", { class: "overlap" }, `Same spot as job ${p.overlaps.map(shortId).join(", ")}`) : null;
+  return [h("strong", {}, `Job ${shortId(p.job_id)}`), same, h("dl", {}, rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))), h("small", {}, "Click to open")];
 }
 
 /** Points of the plot: finished jobs with a result and the chosen accuracy. */
 export function plotPoints(points, accuracy) {
   const pick = ACCURACY[accuracy].pick;
-  return points
+  const out = points
     .filter((p) => p.pruned_fraction !== null && p.pruned_fraction !== undefined && pick(p) !== null && pick(p) !== undefined)
     .map((p) => ({ ...p, x: p.pruned_fraction, y: pick(p) }));
+  // Markers that land on the same spot hide each other: the tooltip names the others.
+  const spot = (p) => `${p.x.toFixed(3)}:${p.y.toFixed(3)}`;
+  for (const p of out) p.overlaps = out.filter((q) => q !== p && spot(q) === spot(p)).map((q) => q.job_id);
+  return out;
 }
 
 export async function renderExperiment(root, params, id) {
