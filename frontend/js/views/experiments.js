@@ -128,7 +128,12 @@ export async function renderExperiment(root, params, id) {
     tooltip.style.top = `${top - tooltip.offsetHeight - 10 < 0 ? top + box.height + 10 : top - tooltip.offsetHeight - 10}px`;
   };
 
+  let plotSignature = "";
   function drawPlot() {
+    const signature = JSON.stringify([exp.points, exp.baseline_acc, accuracy]);
+    if (signature === plotSignature) return; // unchanged: keep the markers (and a hover) in place
+    plotSignature = signature;
+    tooltip.hidden = true;
     const pts = plotPoints(exp.points || [], accuracy);
     const svg = scatterPlot({ points: pts, baseline: exp.baseline_acc ?? null, yLabel: "test accuracy (%)", onPoint });
     svg.id = "headline-svg";
@@ -175,6 +180,7 @@ export async function renderExperiment(root, params, id) {
   );
 
   let first = true;
+  let lastJobs = "";
   return poll(async () => {
     try {
       exp = await api.getExperiment(id);
@@ -204,7 +210,11 @@ export async function renderExperiment(root, params, id) {
       h("div", { class: "page-head" }, h("div", {}, h("p", { class: "crumbs" }, h("a", { href: "#/experiments" }, "Experiments")), h("h1", {}, exp.name || `Experiment #${shortId(exp.id)}`), h("p", { class: "lead" }, `Created ${dateTime(exp.created_at)} · `, statusCounts(counts)))),
     );
     drawPlot();
-    keepFocus(jobsHolder, () => mount(jobsHolder, h("div", { class: "table-wrap" }, jobsTable(exp.jobs || [], { showExperiment: false, id: "experiment-jobs-table" }))));
+    const jobsSignature = JSON.stringify(exp.jobs);
+    if (jobsSignature !== lastJobs) {
+      lastJobs = jobsSignature;
+      keepFocus(jobsHolder, () => mount(jobsHolder, h("div", { class: "table-wrap" }, jobsTable(exp.jobs || [], { showExperiment: false, id: "experiment-jobs-table" }))));
+    }
     return !(exp.jobs || []).every((j) => isFinished(j.status));
   });
 }

@@ -158,9 +158,15 @@ export async function renderJob(root, params, id) {
   };
 
   let lastMetrics = [];
+  let lastSignature = "";
+  let configOpen = true;
   function draw(metrics) {
     if (metrics) lastMetrics = metrics.length ? metrics : lastMetrics;
+    const signature = JSON.stringify([job, lastMetrics, artifacts, actionMsg]);
+    if (signature === lastSignature) return; // nothing new: keep the page (and any hover) as it is
+    lastSignature = signature;
     const r = job.result;
+    const configDetails = h("details", { class: "config-details", open: configOpen, ontoggle: (e) => (configOpen = e.target.open) }, h("summary", {}, "Config"), configTable(job.config));
     keepFocus(root, () =>
       mount(
         root,
@@ -183,7 +189,7 @@ export async function renderJob(root, params, id) {
             )
           : null,
         job.status === "succeeded" ? h("section", {}, h("h2", {}, "Slimmed model files"), artifacts ? downloads(artifacts) : h("p", { class: "muted" }, "Loading files…")) : null,
-        h("section", {}, h("details", { class: "config-details", open: true }, h("summary", {}, "Config"), configTable(job.config))),
+        h("section", {}, configDetails),
       ),
     );
   }

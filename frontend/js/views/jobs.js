@@ -1,7 +1,7 @@
 // Jobs list: status, method, λ, live progress with ETA, slim accuracy and pruned share.
 
 import { api, loadMeta } from "../api.js";
-import { h, mount } from "../dom.js";
+import { h, keepFocus, mount } from "../dom.js";
 import { ago, DASH, methodLabel, num, pct, progressBar, shortId, statusBadge } from "../format.js";
 import { poll } from "../poll.js";
 
@@ -61,36 +61,38 @@ function filterSelect(id, label, options, value, onChange) {
 }
 
 export async function renderJobs(root, params) {
-  const filters = {
+  const state = {
     status: params.get("status") || "",
     method: params.get("method") || "",
     experiment_id: params.get("experiment_id") || "",
+    offset: Number(params.get("offset") || 0),
   };
-  const offset = Number(params.get("offset") || 0);
+  let stopPolling = () => {};
+  let refreshNow = () => {};
+  // Filters change the address without a hashchange, so the page (and keyboard focus) stays put.
   const setParam = (key, value) => {
-    const next = new URLSearchParams(params);
-    if (value) next.set(key, value);
-    else next.delete(key);
-    if (key !== "offset") next.delete("offset");
-    const q = next.toString();
-    location.hash = q ? `#/?${q}` : "#/";
+    state[key] = key === "offset" ? Number(value) : value;
+    if (key !== "offset") state.offset = 0;
+    const q = new URLSearchParams(Object.entries(state).filter(([k, v]) => v && !(k === "offset" && v === 0))).toString();
+    history.replaceState(null, "", q ? `#/?${q}` : "#/");
+    refreshNow();
   };
 
   const [meta, experiments] = await Promise.all([loadMeta().catch(() => ({ methods: [] })), api.listExperiments({ limit: 200 }).catch(() => ({ items: [] }))]);
   const filterBar = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter jobs", onsubmit: (e) => e.preventDefault() },
-    filterSelect("filter-status", "Status", STATUSES.map((st) => [st, st]), filters.status, (e) => setParam("status", e.target.value)),
-    filterSelect("filter-method", "Method", (meta.methods || []).map((m) => [m, methodLabel(m)]), filters.method, (e) => setParam("method", e.target.value)),
+    filterSelect("filter-status", "Status", STATUSES.map((st) => [st, st]), state.status, (e) => setParam("status", e.target.value)),
+    filterSelect("filter-method", "Method", (meta.methods || []).map((m) => [m, methodLabel(m)]), state.method, (e) => setParam("method", e.target.value)),
     filterSelect(
       "filter-experiment",
       "Experiment",
       experiments.items.map((x) => [String(x.id), x.name]),
-      filters.experiment_id,
+      state.experiment_id,
       (e) => setParam("experiment_id", e.target.value),
     ),
   );
-  const body = h("div", { id: "jobs-body", "aria-live": "off" });
+  const body = h("div", { id: "jobs-body" });
   const countEl = h("span", { class: "muted", id: "jobs-count" });
   mount(
     root,
@@ -99,33 +101,53 @@ export async function renderJobs(root, params) {
     body,
   );
 
-  const anyFilter = Object.values(filters).some(Boolean);
-  return poll(async () => {
-    const page = await api.listJobs({ ...filters, limit: PAGE, offset });
+  const clearFilters = () => {
+    for (const sel of filterBar.querySelectorAll("select")) sel.value = "";
+    state.status = state.method = state.experiment_id = "";
+    setParam("offset", 0);
+  };
+
+  let lastSignature = "";
+  const tick = async () => {
+    const query = { status: state.status, method: state.method, experiment_id: state.experiment_id, limit: PAGE, offset: state.offset };
+    const page = await api.listJobs(query);
+    const signature = JSON.stringify([query, page]);
+    if (signature === lastSignature) return true;
+    lastSignature = signature;
     countEl.textContent = `(${page.total})`;
+    const anyFilter = Boolean(state.status || state.method || state.experiment_id);
     if (!page.items.length) {
-      mount(
-        body,
-        h(
-          "div",
-          { class: "empty" },
-          anyFilter
-            ? [h("p", {}, "No jobs match these filters."), h("a", { class: "button", href: "#/" }, "Clear filters")]
-            : [h("p", {}, "No jobs yet. Submit one to train, slim and measure a network."), h("a", { class: "button primary", href: "#/new" }, "New job"), " ", h("a", { class: "button", href: "#/sweep" }, "New sweep")],
+      keepFocus(body, () =>
+        mount(
+          body,
+          h(
+            "div",
+            { class: "empty" },
+            anyFilter
+              ? [h("p", {}, "No jobs match these filters."), h("button", { type: "button", id: "clear-filters", onclick: clearFilters }, "Clear filters")]
+              : [h("p", {}, "No jobs yet. Submit one to train, slim and measure a network."), h("a", { class: "button primary", href: "#/new" }, "New job"), " ", h("a", { class: "button", href: "#/sweep" }, "New sweep")],
+          ),
         ),
       );
       return true;
     }
+    const offset = state.offset;
     const pager = page.total > PAGE
       ? h(
           "nav",
           { class: "pager", "aria-label": "Pages" },
-          h("button", { type: "button", disabled: offset === 0, onclick: () => setParam("offset", String(Math.max(0, offset - PAGE))) }, "← Newer"),
+          h("button", { type: "button", id: "page-newer", disabled: offset === 0, onclick: () => setParam("offset", Math.max(0, offset - PAGE)) }, "← Newer"),
           h("span", {}, `${offset + 1}–${Math.min(offset + PAGE, page.total)} of ${page.total}`),
-          h("button", { type: "button", disabled: offset + PAGE >= page.total, onclick: () => setParam("offset", String(offset + PAGE)) }, "Older →"),
+          h("button", { type: "button", id: "page-older", disabled: offset + PAGE >= page.total, onclick: () => setParam("offset", offset + PAGE) }, "Older →"),
         )
       : null;
-    mount(body, h("div", { class: "table-wrap" }, jobsTable(page.items, { id: "jobs-table" })), pager);
+    keepFocus(body, () => mount(body, h("div", { class: "table-wrap" }, jobsTable(page.items, { id: "jobs-table" })), pager));
     return true;
-  });
+  };
+  refreshNow = () => {
+    stopPolling();
+    stopPolling = poll(tick);
+  };
+  refreshNow();
+  return () => stopPolling();
 }
