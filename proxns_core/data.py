@@ -1,0 +1,212 @@
+"""Data sets as tensors on the training device, with batched augmentation (no DataLoader workers).
+
+CIFAR-10/100 and SVHN come from ``data_root`` through torchvision; ``digits`` is scikit-learn's bundled
+8×8 digits upsampled to 32×32; ``synthetic`` is seeded, learnable data of any size for fast tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "digits": 10, "synthetic": 10}
+DIGITS_TEST_SIZE = 360
+SYNTHETIC_DEFAULT = (1024, 512)
+# Files torchvision needs under data_root, per data set.
+REQUIRED_FILES = {
+    "cifar10": ["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"],
+    "cifar100": ["cifar-100-python/train", "cifar-100-python/test"],
+    "svhn": ["train_32x32.mat", "test_32x32.mat"],
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A data set's files are missing and downloading was not allowed."""
+
+
+@dataclass
+class TensorData:
+    """Images in [0, 1] (N, 3, 32, 32) and labels, plus how to augment and normalise them."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    augment: bool
+    flip: bool
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to(self, device: torch.device) -> TensorData:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+
+def resolve_data_root(data_root: str | None) -> Path:
+    """``data_root``, else $PROXNS_DATA_ROOT, else ./data."""
+    return Path(data_root or os.environ.get("PROXNS_DATA_ROOT") or "data").expanduser()
+
+
+def dataset_status(name: str, data_root: str | None = None) -> tuple[bool, str]:
+    """Whether ``name`` can be loaded here without downloading, and why not."""
+    if name in ("digits", "synthetic"):
+        return True, "bundled" if name == "digits" else "generated"
+    if name not in REQUIRED_FILES:
+        return False, f"unknown dataset {name!r}"
+    root = resolve_data_root(data_root)
+    missing = [f for f in REQUIRED_FILES[name] if not (root / f).exists()]
+    if missing:
+        return False, f"missing {', '.join(str(root / f) for f in missing)}"
+    return True, f"found in {root}"
+
+
+def load_dataset(
+    name: str,
+    data_root: str | None = None,
+    download: bool = False,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+) -> TensorData:
+    """Load ``name`` as tensors (CPU); subsets take a fixed, seed-independent selection."""
+    if name == "digits":
+        data = _digits()
+    elif name == "synthetic":
+        data = _synthetic(train_subset or SYNTHETIC_DEFAULT[0], test_subset or SYNTHETIC_DEFAULT[1])
+    elif name in REQUIRED_FILES:
+        data = _torchvision(name, resolve_data_root(data_root), download)
+    else:
+        raise ValueError(f"unknown dataset {name!r}: allowed {', '.join(NUM_CLASSES)}")
+    data.x_train, data.y_train = _subset(data.x_train, data.y_train, train_subset)
+    data.x_test, data.y_test = _subset(data.x_test, data.y_test, test_subset)
+    return data
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    if n is None or n >= len(y):
+        return x, y
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:n]
+    return x[idx], y[idx]
+
+
+def _torchvision(name: str, root: Path, download: bool) -> TensorData:
+    ok, reason = dataset_status(name, str(root))
+    if not ok and not download:
+        raise DatasetNotFoundError(
+            f"dataset {name!r} not found: looked in {root.resolve()} ({reason}). Put the torchvision files "
+            f"there, point data_root (or PROXNS_DATA_ROOT) at the folder holding them, or set download=true "
+            "on a machine with internet access."
+        )
+    import torchvision
+
+    if name == "svhn":
+        train = torchvision.datasets.SVHN(str(root), split="train", download=download)
+        test = torchvision.datasets.SVHN(str(root), split="test", download=download)
+        xs = [torch.from_numpy(d.data) for d in (train, test)]  # already N, 3, 32, 32
+        ys = [torch.as_tensor(d.labels, dtype=torch.long) for d in (train, test)]
+        augment, flip = True, False  # digits must not be mirrored
+    else:
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=download)
+        xs = [torch.from_numpy(d.data).permute(0, 3, 1, 2) for d in (train, test)]
+        ys = [torch.as_tensor(d.targets, dtype=torch.long) for d in (train, test)]
+        augment, flip = True, True
+    x_train, x_test = (x.float().div_(255).contiguous() for x in xs)
+    return TensorData(x_train, ys[0], x_test, ys[1], NUM_CLASSES[name], augment, flip, CIFAR_MEAN, CIFAR_STD)
+
+
+def _digits() -> TensorData:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
+    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False).clamp_(0, 1).repeat(1, 3, 1, 1)
+    y = torch.from_numpy(digits.target.astype(np.int64))
+    # One fixed stratified split (1437 train / 360 test), whatever the run's seed.
+    tr, te = train_test_split(
+        np.arange(len(y)), test_size=DIGITS_TEST_SIZE, stratify=digits.target, random_state=0
+    )
+    tr, te = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(te))
+    mean = tuple(float(x[tr, c].mean()) for c in range(3))
+    std = tuple(float(x[tr, c].std()) for c in range(3))
+    return TensorData(x[tr].contiguous(), y[tr], x[te].contiguous(), y[te], 10, False, False, mean, std)
+
+
+def _synthetic(n_train: int, n_test: int, num_classes: int = 10, seed: int = 1234) -> TensorData:
+    """Each class is a smooth random colour pattern; samples add noise and a small random shift."""
+    g = torch.Generator().manual_seed(seed)
+    protos = F.interpolate(
+        torch.rand(num_classes, 3, 4, 4, generator=g), size=(32, 32), mode="bilinear", align_corners=False
+    )
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, num_classes, (n,), generator=g)
+        x = protos[y] + 0.15 * torch.randn(n, 3, 32, 32, generator=g)
+        shifts = torch.randint(-2, 3, (2,), generator=g).tolist()
+        x = torch.roll(x, shifts=shifts, dims=(2, 3))
+        return x.clamp_(0, 1).contiguous(), y
+
+    x_train, y_train = draw(n_train)
+    x_test, y_test = draw(n_test)
+    return TensorData(
+        x_train, y_train, x_test, y_test, num_classes, False, False, (0.5, 0.5, 0.5), (0.3, 0.3, 0.3)
+    )
+
+
+def normalize(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, flip: bool, pad: int = 4) -> torch.Tensor:
+    """Zero-pad by ``pad``, random crop back to size, random horizontal flip — per image, batched."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)).view(b, 1, 1, w)
+    out = padded[
+        torch.arange(b, device=x.device).view(b, 1, 1, 1),
+        torch.arange(c, device=x.device).view(1, c, 1, 1),
+        rows,
+        cols,
+    ]
+    if flip:
+        mirror = (torch.rand(b, generator=generator) < 0.5).to(x.device).view(b, 1, 1, 1)
+        out = torch.where(mirror, out.flip(3), out)
+    return out
+
+
+def train_batches(data: TensorData, batch_size: int, generator: torch.Generator) -> Iterator[tuple]:
+    """One epoch of shuffled, augmented, normalised training batches."""
+    n = len(data.y_train)
+    perm = torch.randperm(n, generator=generator).to(data.x_train.device)
+    for i in range(0, n, batch_size):
+        idx = perm[i : i + batch_size]
+        x = data.x_train[idx]
+        if data.augment:
+            x = augment_batch(x, generator, data.flip)
+        yield normalize(x, data.mean, data.std), data.y_train[idx]
+
+
+def test_batches(data: TensorData, batch_size: int = 500) -> Iterator[tuple]:
+    """The test set in order, normalised."""
+    for i in range(0, len(data.y_test), batch_size):
+        yield normalize(data.x_test[i : i + batch_size], data.mean, data.std), data.y_test[i : i + batch_size]
+
+
+def steps_per_epoch(data: TensorData, batch_size: int) -> int:
+    return -(-len(data.y_train) // batch_size)

@@ -1,0 +1,73 @@
+"""VGG with batch normalisation for 32×32 inputs (PAPER.md: cfg, then 2×2 average pooling and one linear layer)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import FoldableConv2d, init_weights, scaled
+
+VGG_CFGS: dict[int, list[int | str]] = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
+}
+
+
+def default_vgg_cfg(depth: int, width: float = 1.0) -> list[int | str]:
+    """The full cfg of VGG-``depth`` with the width multiplier applied."""
+    return [v if v == "M" else scaled(v, width) for v in VGG_CFGS[depth]]
+
+
+class VGG(nn.Module):
+    """VGG-BN; ``cfg`` lists conv widths and 'M' for max-pooling, so a slimmed VGG is a smaller cfg."""
+
+    def __init__(self, depth: int = 19, num_classes: int = 10, cfg: list | None = None, width: float = 1.0):
+        super().__init__()
+        self.depth = depth
+        self.cfg = list(cfg) if cfg is not None else default_vgg_cfg(depth, width)
+        layers: list[nn.Module] = []
+        in_c = 3
+        for v in self.cfg:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [
+                    FoldableConv2d(in_c, int(v), 3, padding=1, bias=False),
+                    nn.BatchNorm2d(int(v)),
+                    nn.ReLU(True),
+                ]
+                in_c = int(v)
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AvgPool2d(2)
+        self.classifier = nn.Linear(in_c, num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+    def prune_units(self) -> list[dict]:
+        """Each BN with its producing conv and the layer that consumes its channels."""
+        convs = [(i, m) for i, m in enumerate(self.features) if isinstance(m, nn.Conv2d)]
+        units = []
+        for k, (i, conv) in enumerate(convs):
+            consumer = convs[k + 1][1] if k + 1 < len(convs) else self.classifier
+            units.append(
+                {
+                    "name": f"features.{i + 1}",
+                    "bn": self.features[i + 1],
+                    "producer": conv,
+                    "selection": None,
+                    "consumer": consumer,
+                }
+            )
+        return units
+
+    def current_cfg(self) -> list:
+        """The cfg that rebuilds this network's shapes."""
+        return [
+            m.out_channels if isinstance(m, nn.Conv2d) else "M"
+            for m in self.features
+            if isinstance(m, nn.Conv2d | nn.MaxPool2d)
+        ]

@@ -1,0 +1,144 @@
+"""Masking and true slimming: build the physically smaller network from the kept channels.
+
+A deleted channel (γ = 0) still outputs the constant ReLU(b) in eval mode. Before deleting it we fold
+that constant into its consumer: a linear layer's bias, or a convolution's :class:`ConstantFold`,
+which is exact at the zero-padded borders too (PAPER.md, "What a slimmed channel leaves behind").
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .models.layers import FoldableConv2d
+
+
+@dataclass
+class PrunePlan:
+    """Per-BN keep masks, plus the layers where one channel was kept to avoid deleting them all."""
+
+    masks: dict[str, torch.Tensor]
+    kept_forced: list[str] = field(default_factory=list)
+
+    @property
+    def channels_total(self) -> int:
+        return sum(m.numel() for m in self.masks.values())
+
+    @property
+    def channels_pruned(self) -> int:
+        return sum(int((~m).sum()) for m in self.masks.values())
+
+    def layers(self) -> list[dict]:
+        return [{"name": n, "total": m.numel(), "kept": int(m.sum())} for n, m in self.masks.items()]
+
+
+def bn_layers(model: nn.Module) -> list[nn.BatchNorm2d]:
+    """The prunable BN layers of ``model`` in network order."""
+    return [u["bn"] for u in model.prune_units()]
+
+
+def plan_from_zero_mask(model: nn.Module, zero: list[torch.Tensor]) -> PrunePlan:
+    """Prune the channels flagged in ``zero`` (one bool tensor per BN); keep the strongest if all are."""
+    masks, forced = {}, []
+    for unit, z in zip(model.prune_units(), zero):
+        keep = ~z.detach().to("cpu", torch.bool)
+        if not keep.any():
+            keep[int(unit["bn"].weight.detach().abs().argmax())] = True
+            forced.append(unit["name"])
+        masks[unit["name"]] = keep
+    return PrunePlan(masks, forced)
+
+
+def plan_by_threshold(model: nn.Module, ratio: float) -> PrunePlan:
+    """Classic NS: prune the ``ratio`` share of channels with the smallest |γ|, globally."""
+    gammas = [u["bn"].weight.detach().abs().cpu() for u in model.prune_units()]
+    flat = torch.cat(gammas)
+    n_prune = int(ratio * flat.numel())
+    if n_prune == 0:
+        return plan_from_zero_mask(model, [torch.zeros_like(g, dtype=torch.bool) for g in gammas])
+    order = torch.argsort(flat, stable=True)
+    pruned = torch.zeros(flat.numel(), dtype=torch.bool)
+    pruned[order[:n_prune]] = True
+    return plan_from_zero_mask(model, list(pruned.split([g.numel() for g in gammas])))
+
+
+@torch.no_grad()
+def apply_mask(model: nn.Module, plan: PrunePlan) -> nn.Module:
+    """The masked network: a copy with γ = 0 on pruned channels, nothing deleted."""
+    masked = copy.deepcopy(model)
+    for unit in masked.prune_units():
+        keep = plan.masks[unit["name"]].to(unit["bn"].weight.device)
+        unit["bn"].weight[~keep] = 0
+    return masked
+
+
+@torch.no_grad()
+def slim_model(model: nn.Module, plan: PrunePlan) -> nn.Module:
+    """The slimmed network: same class, smaller cfg, equal in eval mode to ``apply_mask(model, plan)``."""
+    slim = copy.deepcopy(model).eval()
+    for unit in slim.prune_units():
+        _slim_unit(unit, plan.masks[unit["name"]].to(unit["bn"].weight.device))
+    slim.cfg = slim.current_cfg()
+    return slim
+
+
+def _slim_unit(unit: dict, keep: torch.Tensor) -> None:
+    bn: nn.BatchNorm2d = unit["bn"]
+    if unit["selection"] is not None:
+        sel = unit["selection"]
+        selected = sel.indices
+        keep_pos = keep[selected]
+        const = torch.relu(bn.bias[selected[~keep_pos]])
+        sel.indices = selected[keep_pos].clone()
+    else:
+        keep_pos = keep
+        const = torch.relu(bn.bias[~keep])
+        _slice_outputs(unit["producer"], keep)
+        _slice_bn(bn, keep)
+    _fold_and_slice_inputs(unit["consumer"], keep_pos, const)
+
+
+def _slice_outputs(conv: nn.Conv2d, keep: torch.Tensor) -> None:
+    conv.weight = nn.Parameter(conv.weight[keep].clone())
+    if conv.bias is not None:
+        conv.bias = nn.Parameter(conv.bias[keep].clone())
+    if isinstance(conv, FoldableConv2d) and conv.fold is not None:
+        conv.fold.kernel = conv.fold.kernel[keep].clone()
+    conv.out_channels = int(keep.sum())
+
+
+def _slice_bn(bn: nn.BatchNorm2d, keep: torch.Tensor) -> None:
+    bn.weight = nn.Parameter(bn.weight[keep].clone())
+    bn.bias = nn.Parameter(bn.bias[keep].clone())
+    bn.running_mean = bn.running_mean[keep].clone()
+    bn.running_var = bn.running_var[keep].clone()
+    bn.num_features = int(keep.sum())
+
+
+def _fold_and_slice_inputs(consumer: nn.Module, keep: torch.Tensor, const: torch.Tensor) -> None:
+    w = consumer.weight
+    if isinstance(consumer, nn.Linear):
+        if const.numel():
+            consumer.bias.add_(w[:, ~keep] @ const)
+        consumer.weight = nn.Parameter(w[:, keep].clone())
+        consumer.in_features = int(keep.sum())
+        return
+    if not isinstance(consumer, FoldableConv2d):
+        raise TypeError(f"cannot fold into {type(consumer).__name__}")
+    if const.numel() and bool((const != 0).any()):
+        contribution = torch.einsum("ocij,c->oij", w[:, ~keep], const).unsqueeze(1)
+        consumer.add_fold().kernel.add_(contribution)
+    consumer.weight = nn.Parameter(w[:, keep].clone())
+    consumer.in_channels = int(keep.sum())
+
+
+def attach_folds(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Create the fold modules named in a saved ``state`` so that it loads strictly."""
+    modules = dict(model.named_modules())
+    for key in state:
+        if key.endswith(".fold.kernel"):
+            conv = modules[key[: -len(".fold.kernel")]]
+            conv.add_fold()

@@ -1,0 +1,135 @@
+"""Sparsity methods: interchangeable objects with two hooks, after ``backward()`` and after the optimizer step.
+
+- ``baseline``: plain SGD, nothing pruned.
+- ``ns``: network slimming, λ·sign(γ) added to every BN γ gradient; prune a global |γ| percentile.
+- ``proxns``: proximal NS, the PALM updates of PAPER.md on (γ, ξ); prune exactly the channels with ξ = 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .slim import PrunePlan, bn_layers, plan_by_threshold, plan_from_zero_mask
+
+
+def soft_threshold(v: torch.Tensor, tau: float) -> torch.Tensor:
+    """S_τ(v) = sign(v)·max(|v| − τ, 0), the proximal operator of τ‖·‖₁; yields exact zeros."""
+    return torch.sign(v) * torch.clamp(v.abs() - tau, min=0)
+
+
+class SparsityMethod:
+    """No sparsity (the baseline); subclasses override the hooks they need."""
+
+    name = "baseline"
+
+    def __init__(self, lam: float = 0.0) -> None:
+        self.lam = lam
+        self.gammas: list[nn.Parameter] = []
+
+    def attach(self, model: nn.Module, generator: torch.Generator | None = None) -> None:
+        """Bind to the BN scaling factors of ``model`` (already on its device)."""
+        self.gammas = [bn.weight for bn in bn_layers(model)]
+
+    def after_backward(self) -> None:
+        """Called after ``loss.backward()``, before the optimizer step."""
+
+    def after_step(self, lr: float) -> None:
+        """Called after every optimizer step with the learning rate that step used."""
+
+    @torch.no_grad()
+    def sparse_vector(self) -> torch.Tensor:
+        """The vector whose zeros mark pruned channels (γ here, ξ for proxns), flattened."""
+        return torch.cat([g.detach().reshape(-1) for g in self.gammas])
+
+    def penalty(self) -> float:
+        """λ times the ℓ1 norm of :meth:`sparse_vector`."""
+        return float(self.lam * self.sparse_vector().abs().sum())
+
+    def zero_fraction(self) -> float:
+        """Share of :meth:`sparse_vector` that is exactly zero."""
+        v = self.sparse_vector()
+        return float((v == 0).sum()) / max(1, v.numel())
+
+    def prune_plan(self, model: nn.Module) -> PrunePlan:
+        """Which channels to delete: none for the baseline."""
+        return plan_from_zero_mask(model, [torch.zeros(g.numel(), dtype=torch.bool) for g in self.gammas])
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class NetworkSlimming(SparsityMethod):
+    """Liu et al. 2017: subgradient of λ‖γ‖₁, then a global |γ| threshold at ``prune_ratio``."""
+
+    name = "ns"
+
+    def __init__(self, lam: float, prune_ratio: float) -> None:
+        super().__init__(lam)
+        self.prune_ratio = prune_ratio
+
+    @torch.no_grad()
+    def after_backward(self) -> None:
+        grads = [g.grad for g in self.gammas if g.grad is not None]
+        if len(grads) == len(self.gammas):
+            torch._foreach_add_(grads, torch._foreach_sign(self.gammas), alpha=self.lam)
+
+    def prune_plan(self, model: nn.Module) -> PrunePlan:
+        return plan_by_threshold(model, self.prune_ratio)
+
+
+class ProximalNS(SparsityMethod):
+    """PALM on L(W, γ) + λ‖ξ‖₁ + (β/2)‖γ − ξ‖², with α = 1/lr, fused over all BN layers."""
+
+    name = "proxns"
+
+    def __init__(self, lam: float, beta: float) -> None:
+        super().__init__(lam)
+        self.beta = beta
+        self.xi: torch.Tensor | None = None
+
+    def attach(self, model: nn.Module, generator: torch.Generator | None = None) -> None:
+        super().attach(model)
+        n = sum(g.numel() for g in self.gammas)
+        device = self.gammas[0].device
+        # ξ starts uniform in [0.47, 0.53] (PAPER.md), drawn on the CPU generator so runs are reproducible.
+        xi = torch.rand(n, generator=generator) * 0.06 + 0.47
+        self.xi = xi.to(device=device, dtype=self.gammas[0].dtype)
+        self._sizes = [g.numel() for g in self.gammas]
+
+    @torch.no_grad()
+    def after_step(self, lr: float) -> None:
+        alpha, beta = 1.0 / lr, self.beta
+        gamma_tilde = torch.cat([g.reshape(-1) for g in self.gammas])
+        gamma = (alpha * gamma_tilde + beta * self.xi) / (alpha + beta)
+        self.xi = soft_threshold((alpha * self.xi + beta * gamma) / (alpha + beta), self.lam / (alpha + beta))
+        torch._foreach_copy_(self.gammas, list(gamma.split(self._sizes)))
+
+    @torch.no_grad()
+    def sparse_vector(self) -> torch.Tensor:
+        return self.xi
+
+    def prune_plan(self, model: nn.Module) -> PrunePlan:
+        return plan_from_zero_mask(model, list((self.xi == 0).split(self._sizes)))
+
+    def state_dict(self) -> dict:
+        return {"xi": self.xi.detach().cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.xi = state["xi"].to(device=self.gammas[0].device, dtype=self.gammas[0].dtype)
+
+
+def make_sparsity(
+    method: str, lam: float, beta: float | None = None, prune_ratio: float | None = None
+) -> SparsityMethod:
+    """The sparsity object of a config's ``method``."""
+    if method == "baseline":
+        return SparsityMethod(0.0)
+    if method == "ns":
+        return NetworkSlimming(lam, prune_ratio if prune_ratio is not None else 0.7)
+    if method == "proxns":
+        return ProximalNS(lam, beta if beta is not None else 100.0)
+    raise ValueError(f"unknown method {method!r}: allowed baseline, ns, proxns")
