@@ -8,6 +8,11 @@ const AXIS = "#4b5563";
 const GRID = "#e5e7eb";
 const TEXT = "#1f2937";
 
+/** A chart width (SVG user units = CSS px) that fits `available` pixels, so text keeps its size. */
+export function fitWidth(available, min, max) {
+  return Math.round(Math.min(max, Math.max(min, (available || max) - 20)));
+}
+
 /** Round tick values covering [lo, hi]. */
 export function niceTicks(lo, hi, count = 5) {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
@@ -157,17 +162,16 @@ export function lineChart({ title, xLabel, yLabel, series, yFormat = String, yTi
     }
     svg.append(g);
   }
-  const named = series.filter((sr) => sr.points.length);
-  if (named.length > 1 || named.some((sr) => sr.legend)) {
-    legend(
-      svg,
-      named.map((sr) => ({
-        name: sr.name,
-        swatch: (lx, ly) => s("line", { x1: lx - 2, x2: lx + 8, y1: ly + 4, y2: ly + 4, stroke: sr.color, "stroke-width": 3, "stroke-dasharray": sr.dash || null }),
-      })),
-      { x: margin.left + 4, y: 14 },
-    );
+  // Dashed (fine-tune) series share one legend entry instead of repeating every name.
+  const named = series.filter((sr) => sr.points.length && !sr.dash);
+  const items = named.map((sr) => ({
+    name: sr.name,
+    swatch: (lx, ly) => s("line", { x1: lx - 2, x2: lx + 8, y1: ly + 4, y2: ly + 4, stroke: sr.color, "stroke-width": 3 }),
+  }));
+  if (series.some((sr) => sr.points.length && sr.dash)) {
+    items.push({ name: "fine-tune", swatch: (lx, ly) => s("line", { x1: lx - 2, x2: lx + 8, y1: ly + 4, y2: ly + 4, stroke: AXIS, "stroke-width": 2, "stroke-dasharray": "3 2" }) });
   }
+  if (items.length > 1) legend(svg, items, { x: margin.left + 4, y: 14 });
   return svg;
 }
 

@@ -1,7 +1,7 @@
 // Experiments list and the experiment page with the headline plot.
 
 import { api, isFinished } from "../api.js";
-import { METHOD_STYLE, scatterPlot } from "../charts.js";
+import { fitWidth, METHOD_STYLE, scatterPlot } from "../charts.js";
 import { h, keepFocus, mount } from "../dom.js";
 import { ago, DASH, dateTime, methodLabel, num, pct, shortId, si } from "../format.js";
 import { saveCsv, savePng, saveSvg } from "../export.js";
@@ -130,12 +130,13 @@ export async function renderExperiment(root, params, id) {
 
   let plotSignature = "";
   function drawPlot() {
-    const signature = JSON.stringify([exp.points, exp.baseline_acc, accuracy]);
+    const width = fitWidth(Math.min(root.clientWidth, 900), 320, 720);
+    const signature = JSON.stringify([exp.points, exp.baseline_acc, accuracy, width]);
     if (signature === plotSignature) return; // unchanged: keep the markers (and a hover) in place
     plotSignature = signature;
     tooltip.hidden = true;
     const pts = plotPoints(exp.points || [], accuracy);
-    const svg = scatterPlot({ points: pts, baseline: exp.baseline_acc ?? null, yLabel: "test accuracy (%)", onPoint });
+    const svg = scatterPlot({ points: pts, baseline: exp.baseline_acc ?? null, yLabel: "test accuracy (%)", onPoint, width, height: Math.round(Math.max(300, Math.min(420, width * 0.62))) });
     svg.id = "headline-svg";
     const focusedJob = document.activeElement?.closest?.("[data-job-id]")?.dataset.jobId;
     mount(plotHolder, svg);
@@ -181,7 +182,9 @@ export async function renderExperiment(root, params, id) {
 
   let first = true;
   let lastJobs = "";
-  return poll(async () => {
+  const onResize = () => exp && drawPlot();
+  window.addEventListener("resize", onResize);
+  const stop = poll(async () => {
     try {
       exp = await api.getExperiment(id);
     } catch (err) {
@@ -217,5 +220,9 @@ export async function renderExperiment(root, params, id) {
     }
     return !(exp.jobs || []).every((j) => isFinished(j.status));
   });
+  return () => {
+    stop();
+    window.removeEventListener("resize", onResize);
+  };
 }
 

@@ -1,7 +1,7 @@
 // Job page: config, live curves, channels per layer, full vs slim table, downloads, cancel.
 
 import { api, isFinished } from "../api.js";
-import { lineChart, layerBars } from "../charts.js";
+import { fitWidth, lineChart, layerBars } from "../charts.js";
 import { h, keepFocus, mount } from "../dom.js";
 import { bytes, DASH, dateTime, duration, methodLabel, ms, num, pct, progressBar, shortId, si, statusBadge } from "../format.js";
 import { poll } from "../poll.js";
@@ -27,14 +27,14 @@ function chartFigure(id, caption, svg, data) {
   return h("figure", { class: "chart-card", id, dataset: { points: JSON.stringify(data) } }, h("figcaption", {}, caption), svg);
 }
 
-function curves(job, metrics) {
+function curves(job, metrics, width) {
   const epochs = job.config.epochs;
   const acc = curvePoints(metrics, epochs, "test_acc");
   const loss = curvePoints(metrics, epochs, "train_loss");
   const obj = curvePoints(metrics, epochs, "objective");
   const zero = curvePoints(metrics, epochs, "zero_fraction");
   const totalEpochs = epochs + (job.config.finetune_epochs || 0);
-  const common = { xLabel: "epoch", xMin: 1, xMax: Math.max(2, totalEpochs), emptyText: job.status === "queued" ? "Waiting for a worker…" : "No epoch finished yet" };
+  const common = { width, xLabel: "epoch", xMin: 1, xMax: Math.max(2, totalEpochs), emptyText: job.status === "queued" ? "Waiting for a worker…" : "No epoch finished yet" };
   const pctFmt = (v) => `${Math.round(v * 1000) / 10} %`;
   const pctTick = (v) => `${Math.round(v * 1000) / 10}`;
   return h(
@@ -65,7 +65,8 @@ function ratio(full, slim) {
 
 function resultTable(r) {
   const row = (label, full, slim, fmt, rel) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, fmt(full)), h("td", {}, fmt(slim)), h("td", {}, rel));
-  const speedup = r.latency_full_ms && r.latency_slim_ms ? `${(r.latency_full_ms / r.latency_slim_ms).toFixed(2)}× faster` : DASH;
+  const speed = r.latency_full_ms && r.latency_slim_ms ? r.latency_full_ms / r.latency_slim_ms : null;
+  const speedup = speed === null ? DASH : speed >= 1 ? `${speed.toFixed(2)}× faster` : `${(1 / speed).toFixed(2)}× slower`;
   return h(
     "table",
     { class: "data-table compare-table", id: "result-table" },
@@ -176,7 +177,7 @@ export async function renderJob(root, params, id) {
         job.status === "failed" ? h("div", { class: "error-box", role: "alert", id: "job-error" }, h("h2", {}, "The job failed"), h("pre", {}, job.error || "no error message recorded")) : null,
         job.status === "cancelled" ? h("p", { class: "notice" }, "This job was cancelled.") : null,
         facts(job),
-        h("section", {}, h("h2", {}, "Training curves"), curves(job, lastMetrics)),
+        h("section", {}, h("h2", {}, "Training curves"), curves(job, lastMetrics, fitWidth(window.innerWidth >= 1000 ? (root.clientWidth - 48) / 2 : root.clientWidth, 300, 640))),
         r
           ? h(
               "section",
@@ -185,7 +186,7 @@ export async function renderJob(root, params, id) {
               h("div", { class: "table-wrap" }, resultTable(r)),
               r.kept_forced && r.kept_forced.length ? h("p", { class: "muted" }, `Kept one channel in layers the method would have emptied: ${r.kept_forced.join(", ")}.`) : null,
               h("h2", {}, "Channels per layer"),
-              chartFigure("chart-layers", "Total vs kept channels per BN layer", layerBars({ layers: r.layers || [] }), r.layers || []),
+              chartFigure("chart-layers", "Total vs kept channels per BN layer", layerBars({ layers: r.layers || [], width: fitWidth(root.clientWidth, 320, 900) }), r.layers || []),
             )
           : null,
         job.status === "succeeded" ? h("section", {}, h("h2", {}, "Slimmed model files"), artifacts ? downloads(artifacts) : h("p", { class: "muted" }, "Loading files…")) : null,
@@ -194,7 +195,13 @@ export async function renderJob(root, params, id) {
     );
   }
 
-  return poll(async () => {
+  const onResize = () => {
+    if (!job) return;
+    lastSignature = "";
+    draw();
+  };
+  window.addEventListener("resize", onResize);
+  const stop = poll(async () => {
     let j;
     let m;
     try {
@@ -211,4 +218,8 @@ export async function renderJob(root, params, id) {
     draw(m.items);
     return !isFinished(job.status);
   });
+  return () => {
+    stop();
+    window.removeEventListener("resize", onResize);
+  };
 }
