@@ -291,6 +291,20 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
         final = ref["acc_finetuned"] if ref["acc_finetuned"] is not None else ref["acc_slim"]
         assert cells["Slim acc."] == f"{final * 100:.1f} %"
     full_page_screenshot(browser, output_dir / "jobs-list.png")
+    status_filter = browser.find_element(By.ID, "filter-status")
+    status_filter.send_keys(Keys.HOME)  # "all" -> first status, with the keyboard
+    Select(status_filter).select_by_value("failed")
+    empty = wait_for(
+        lambda: browser.find_element(By.CSS_SELECTOR, "#jobs-body .empty"), what="the empty state"
+    )
+    assert "No jobs match these filters" in empty.text
+    assert browser.current_url.endswith(f"#/?status=failed&experiment_id={exp_id}")
+    assert browser.switch_to.active_element.get_attribute("id") == "filter-status"  # focus stays
+    browser.find_element(By.ID, "clear-filters").click()
+    wait_for(
+        lambda: len(browser.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr")) >= len(job_ids),
+        what="the unfiltered list",
+    )
     browser.set_window_size(390, 844)  # phone
     open_page(browser, f"{live_server}/#/")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr"), what="the jobs list")
