@@ -270,7 +270,7 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     names = {b.get_attribute("download") for b in buttons}
     assert {"slim.safetensors", "slim.json", "slim.torchscript.pt", "slim.onnx"} <= names
     full_page_screenshot(browser, output_dir / "job-page.png")
-    json_button = next(b for b in buttons if b.get_attribute("download") == "slim.json")
+    json_button = browser.find_element(By.CSS_SELECTOR, "#downloads a[download='slim.json']")
     json_button.click()
     got = wait_for_download(downloads, "slim.json")
     data = got.read_bytes()

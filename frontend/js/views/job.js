@@ -163,7 +163,9 @@ export async function renderJob(root, params, id) {
   let configOpen = true;
   function draw(metrics) {
     if (metrics) lastMetrics = metrics.length ? metrics : lastMetrics;
-    const signature = JSON.stringify([job, lastMetrics, artifacts, actionMsg]);
+    const curveWidth = fitWidth(window.innerWidth >= 1000 ? (root.clientWidth - 48) / 2 : root.clientWidth, 300, 640);
+    const layerWidth = fitWidth(root.clientWidth, 320, 900);
+    const signature = JSON.stringify([job, lastMetrics, artifacts, actionMsg, curveWidth, layerWidth]);
     if (signature === lastSignature) return; // nothing new: keep the page (and any hover) as it is
     lastSignature = signature;
     const r = job.result;
@@ -177,7 +179,7 @@ export async function renderJob(root, params, id) {
         job.status === "failed" ? h("div", { class: "error-box", role: "alert", id: "job-error" }, h("h2", {}, "The job failed"), h("pre", {}, job.error || "no error message recorded")) : null,
         job.status === "cancelled" ? h("p", { class: "notice" }, "This job was cancelled.") : null,
         facts(job),
-        h("section", {}, h("h2", {}, "Training curves"), curves(job, lastMetrics, fitWidth(window.innerWidth >= 1000 ? (root.clientWidth - 48) / 2 : root.clientWidth, 300, 640))),
+        h("section", {}, h("h2", {}, "Training curves"), curves(job, lastMetrics, curveWidth)),
         r
           ? h(
               "section",
@@ -186,7 +188,7 @@ export async function renderJob(root, params, id) {
               h("div", { class: "table-wrap" }, resultTable(r)),
               r.kept_forced && r.kept_forced.length ? h("p", { class: "muted" }, `Kept one channel in layers the method would have emptied: ${r.kept_forced.join(", ")}.`) : null,
               h("h2", {}, "Channels per layer"),
-              chartFigure("chart-layers", "Total vs kept channels per BN layer", layerBars({ layers: r.layers || [], width: fitWidth(root.clientWidth, 320, 900) }), r.layers || []),
+              chartFigure("chart-layers", "Total vs kept channels per BN layer", layerBars({ layers: r.layers || [], width: layerWidth }), r.layers || []),
             )
           : null,
         job.status === "succeeded" ? h("section", {}, h("h2", {}, "Slimmed model files"), artifacts ? downloads(artifacts) : h("p", { class: "muted" }, "Loading files…")) : null,
@@ -195,11 +197,7 @@ export async function renderJob(root, params, id) {
     );
   }
 
-  const onResize = () => {
-    if (!job) return;
-    lastSignature = "";
-    draw();
-  };
+  const onResize = () => job && draw(); // redraws only when a chart's width changes
   window.addEventListener("resize", onResize);
   const stop = poll(async () => {
     let j;
