@@ -316,6 +316,13 @@ export function scatterPlot({ points, baseline, yLabel, onPoint, width = 720, he
     }
     layer.append(g);
   }
+  // Markers on the same spot: label the group's count beside the topmost one.
+  const counted = new Set();
+  for (const p of [...points].reverse()) {
+    if (!p.overlaps || !p.overlaps.length || counted.has(p.job_id)) continue;
+    for (const id of [p.job_id, ...p.overlaps]) counted.add(id);
+    layer.append(s("text", { x: x(p.x) + 9, y: y(p.y) - 7, fill: TEXT, "font-size": 11, "aria-hidden": "true" }, `×${p.overlaps.length + 1}`));
+  }
   svg.append(layer);
   const methods = [...new Set(points.map((p) => p.method))];
   legend(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -241,7 +242,9 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     browser.find_element(By.ID, "save-svg").click()
     assert "<svg" in wait_for_download(downloads, ".svg").read_text()
     browser.find_element(By.ID, "save-png").click()
-    assert wait_for_download(downloads, ".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = wait_for_download(downloads, ".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shutil.copy(png, output_dir / "experiment-plot-export.png")
 
     # Clicking a point opens its job: one curve point per epoch, results, and model files.
     job_id = int(top.get_attribute("data-job-id"))
