@@ -1,0 +1,3 @@
+from proxns_cli import main
+
+main()
