@@ -379,6 +379,16 @@ def test_job_form_works_with_the_keyboard_alone_and_a_running_job_can_be_cancell
         timeout=60,
         what="the job to start",
     )
+    # Its curves grow epoch by epoch on the open page.
+    browser.execute_script("window.__sameDocument = true")
+
+    def epochs_plotted() -> int:
+        return len(json.loads(browser.find_element(By.ID, "chart-accuracy").get_attribute("data-points")))
+
+    seen_epochs = wait_for(epochs_plotted, timeout=60, what="the first epoch on the curve")
+    wait_for(lambda: epochs_plotted() > seen_epochs, timeout=60, what="another epoch on the curve")
+    assert browser.execute_script("return window.__sameDocument === true"), "the page reloaded"
+
     # The jobs list follows the running job live.
     browser.execute_script("location.hash = '#/'; window.__sameDocument = true")
     bar = f"#jobs-table tr[data-job-id='{job_id}'] .progress"
