@@ -8,6 +8,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from store.models import Experiment, Job
+from store.queries import touch_jobs
 from store.settings import RUN_JOB_TASK, Settings
 
 
@@ -62,6 +63,7 @@ def enqueue_or_undo(
         if experiment_id is not None:
             session.execute(delete(Experiment).where(Experiment.id == experiment_id))
         session.commit()
+        touch_jobs(session)
         raise HTTPException(
             503, f"job queue unavailable ({type(exc).__name__}: {exc}); nothing was created"
         ) from exc

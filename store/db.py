@@ -13,7 +13,8 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so API and worker can share it."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True)
+        # No pre-ping: it costs a round trip per checkout; a dropped connection is replaced on error.
+        return create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, pool_recycle=1800)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -40,6 +40,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class StoreState(Base):
+    """One row: ``jobs_version`` grows with every committed change to any job.
+
+    Readers compare it to decide whether a rendered job list is still current (see api/routes/jobs.py).
+    """
+
+    __tablename__ = "store_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jobs_version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Experiment(Base):
     __tablename__ = "experiments"
 

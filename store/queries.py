@@ -10,15 +10,38 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Job, Metric, Result, utcnow
+from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Job, Metric, Result, StoreState, utcnow
 
 #: A running job whose heartbeat is older than this has lost its worker.
 HEARTBEAT_STALE = timedelta(minutes=10)
+
+
+def touch_jobs(session: Session) -> None:
+    """Bump the jobs' change counter; call right *after* committing a change to jobs.
+
+    After, not within: a reader that sees the new value then also sees the change. Postgres uses a
+    sequence (no row lock shared by all writers, and never reused after a crash); SQLite, which has
+    one writer at a time anyway, a row of ``store_state``.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT nextval('jobs_version_seq')"))
+    else:
+        session.execute(
+            update(StoreState).where(StoreState.id == 1).values(jobs_version=StoreState.jobs_version + 1)
+        )
+    session.commit()
+
+
+def jobs_version(session: Session) -> int:
+    """The jobs' change counter: it grows after every committed change to a job."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.execute(text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM jobs_version_seq")).scalar_one()
+    return session.execute(select(StoreState.jobs_version).where(StoreState.id == 1)).scalar_one()
 
 
 def _finite(value: Any) -> Any:
@@ -59,6 +82,7 @@ def claim_job(session: Session, job_id: int, host: str, device: str) -> bool:
     )
     claimed = session.execute(stmt).rowcount == 1
     session.commit()
+    touch_jobs(session)
     return claimed
 
 
@@ -71,6 +95,7 @@ def report_progress(
         values["epochs_done"] = epochs_done
     session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(**values))
     session.commit()
+    touch_jobs(session)
 
 
 def upsert_metric(session: Session, job_id: int, m: dict[str, Any]) -> None:
@@ -86,6 +111,7 @@ def upsert_metric(session: Session, job_id: int, m: dict[str, Any]) -> None:
     )
     session.execute(stmt)
     session.commit()
+    touch_jobs(session)
 
 
 def cancel_requested(session: Session, job_id: int) -> bool:
@@ -111,6 +137,7 @@ def request_cancel(session: Session, job_id: int) -> str | None:
     if status == "running":
         session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
     session.commit()
+    touch_jobs(session)
     return status
 
 
@@ -123,6 +150,7 @@ def finish_job(
         values["progress"] = progress
     session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(**values))
     session.commit()
+    touch_jobs(session)
 
 
 def requeue_job(session: Session, job_id: int) -> None:
@@ -133,6 +161,7 @@ def requeue_job(session: Session, job_id: int) -> None:
         .values(status="queued", eta_seconds=None, heartbeat_at=None)
     )
     session.commit()
+    touch_jobs(session)
 
 
 def save_result(
@@ -153,6 +182,7 @@ def save_result(
         .values(status="succeeded", finished_at=utcnow(), progress=1.0, eta_seconds=0.0, error=None)
     )
     session.commit()
+    touch_jobs(session)
 
 
 def fail_stale_jobs(session: Session) -> list[int]:
@@ -174,4 +204,5 @@ def fail_stale_jobs(session: Session) -> list[int]:
             )
         )
     session.commit()
+    touch_jobs(session)
     return ids

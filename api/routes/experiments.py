@@ -20,7 +20,7 @@ from api.schemas import (
 )
 from api.sweep import expand
 from store.models import Experiment, Job, Result, utcnow
-from store.queries import new_job
+from store.queries import new_job, touch_jobs
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 
@@ -72,6 +72,7 @@ def create_experiment(
     jobs = [new_job(c.model_dump(mode="json"), experiment_id=exp.id) for c in configs]
     db.add_all(jobs)
     db.commit()
+    touch_jobs(db)
     enqueue_or_undo(db, queue, [j.id for j in jobs], experiment_id=exp.id)
     return JSONResponse(load_experiment(db, exp.id), status_code=201)
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -24,7 +29,7 @@ from api.schemas import (
 )
 from proxns_core.config import TrainConfig
 from store.models import FINISHED_STATUSES, Artifact, Job, Metric, Result
-from store.queries import new_job, request_cancel
+from store.queries import jobs_version, new_job, request_cancel, touch_jobs
 from store.settings import Settings
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -36,6 +41,40 @@ MEDIA_TYPES = {
     "safetensors": "application/octet-stream",
     "torchscript": "application/octet-stream",
 }
+
+
+class RenderedPages:
+    """Job-list pages this process rendered, each tagged with the ``jobs_version`` it was read at.
+
+    Dashboards poll the same page every few seconds; while no job changed, the page is served from
+    here after one tiny query instead of being read and serialised again. ``max_age`` bounds how
+    long a page can outlive a change whose counter bump was lost (a writer dying between its commit
+    and the bump).
+    """
+
+    def __init__(self, size: int = 256, max_age: float = 30.0) -> None:
+        self._pages: OrderedDict[tuple, tuple[int, float, bytes]] = OrderedDict()
+        self._size = size
+        self._max_age = max_age
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, version: int) -> bytes | None:
+        with self._lock:
+            hit = self._pages.get(key)
+            if hit is None or hit[0] != version or time.monotonic() - hit[1] > self._max_age:
+                return None
+            self._pages.move_to_end(key)
+            return hit[2]
+
+    def put(self, key: tuple, version: int, body: bytes) -> None:
+        with self._lock:
+            self._pages[key] = (version, time.monotonic(), body)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self._size:
+                self._pages.popitem(last=False)
+
+
+_pages = RenderedPages()
 
 
 def not_found(job_id: int) -> HTTPException:
@@ -58,19 +97,38 @@ def create_job(
     job = new_job(config.model_dump(mode="json"))
     db.add(job)
     db.commit()
+    touch_jobs(db)
     enqueue_or_undo(db, queue, [job.id])
     return JSONResponse(job_dict(job, None), status_code=201)
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")
-def list_jobs(
+async def list_jobs(
     status: Status | None = None,
     method: MethodName | None = None,
     experiment_id: int | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
     db: Session = Depends(get_db),
-) -> JSONResponse:
+) -> Response:
+    key = (status, method, experiment_id, limit, offset)
+    # The one-row version query runs on the event loop (well under a millisecond); a thread-pool hop
+    # would cost more than it. Read first, so a change committed meanwhile can only make the page
+    # look stale, never fresh.
+    version = jobs_version(db)
+    # End the transaction at once: the connection goes back to the pool before anything can wait on
+    # the event loop, so threads rendering pages can always get one.
+    db.rollback()
+    body = _pages.get(key, version)
+    if body is None:
+        body = await run_in_threadpool(render_job_page, db, status, method, experiment_id, limit, offset)
+        _pages.put(key, version, body)
+    return Response(body, media_type="application/json")
+
+
+def render_job_page(
+    db: Session, status: str | None, method: str | None, experiment_id: int | None, limit: int, offset: int
+) -> bytes:
     filters = []
     if status is not None:
         filters.append(Job.status == status)
@@ -78,17 +136,21 @@ def list_jobs(
         filters.append(Job.method == method)
     if experiment_id is not None:
         filters.append(Job.experiment_id == experiment_id)
-    total = db.scalar(select(func.count(Job.id)).where(*filters))
-    rows = db.execute(
-        select(Job, Result)
-        .outerjoin(Result, Result.job_id == Job.id)
-        .where(*filters)
-        .order_by(Job.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    items = [job_dict(r.Job, r.Result) for r in rows]
-    return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
+    try:
+        total = db.scalar(select(func.count(Job.id)).where(*filters))
+        rows = db.execute(
+            select(Job, Result)
+            .outerjoin(Result, Result.job_id == Job.id)
+            .where(*filters)
+            .order_by(Job.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        items = [job_dict(r.Job, r.Result) for r in rows]
+    finally:
+        db.rollback()  # release the connection in this thread, not later on the event loop
+    page = {"items": items, "total": total, "limit": limit, "offset": offset}
+    return json.dumps(page, separators=(",", ":"), allow_nan=False).encode()
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job with its result")

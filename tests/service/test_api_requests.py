@@ -266,3 +266,23 @@ def test_health_reports_an_unreachable_broker(tmp_path: Path) -> None:
         submit = client.post("/api/jobs", json=TINY_JOB)
         assert submit.status_code == 503 and "nothing was created" in submit.json()["detail"]
         assert client.get("/api/jobs").json()["total"] == 0
+
+
+def test_job_list_reflects_every_change_made_by_another_process(api: TestClient, tmp_path: Path) -> None:
+    from store import make_engine, make_sessionmaker
+    from store.queries import claim_job, report_progress
+
+    job_id = api.post("/api/jobs", json=TINY_JOB).json()["id"]
+    assert api.get("/api/jobs").json()["items"][0]["status"] == "queued"
+    assert api.get("/api/jobs").json()["items"][0]["status"] == "queued"  # served again, unchanged
+
+    # The worker's writes go through their own engine, as from another process.
+    engine = make_engine(f"sqlite:///{tmp_path / 'proxns.db'}")
+    with make_sessionmaker(engine)() as s:
+        assert claim_job(s, job_id, "elsewhere:1", "cpu")
+        first = api.get("/api/jobs").json()["items"][0]
+        assert (first["status"], first["worker_host"], first["attempts"]) == ("running", "elsewhere:1", 1)
+        report_progress(s, job_id, 0.25, 12.0, epochs_done=1)
+    engine.dispose()
+    second = api.get("/api/jobs").json()["items"][0]
+    assert (second["progress"], second["eta_seconds"], second["epochs_done"]) == (0.25, 12.0, 1)

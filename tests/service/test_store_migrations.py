@@ -12,9 +12,9 @@ from sqlalchemy import inspect, select
 
 from store import Base, Job, Metric, make_engine, make_sessionmaker
 from store.migrate import upgrade
-from store.queries import new_job, upsert_metric
+from store.queries import jobs_version, new_job, touch_jobs, upsert_metric
 
-TABLES = {"alembic_version", "experiments", "jobs", "metrics", "results", "artifacts"}
+TABLES = {"alembic_version", "experiments", "jobs", "metrics", "results", "artifacts", "store_state"}
 
 
 def check_migrated_database(url: str) -> None:
@@ -28,6 +28,7 @@ def check_migrated_database(url: str) -> None:
             )
         assert diff == [], f"ORM and migrations disagree: {diff}"
         check_metric_upsert_is_idempotent(engine)
+        check_jobs_version_grows_with_every_change(engine)
     finally:
         engine.dispose()
     upgrade(url)  # a second upgrade is a no-op
@@ -65,3 +66,14 @@ def test_migrations_build_empty_postgres_matching_the_orm(make_postgres_db: Call
 
 def test_migrations_build_empty_sqlite_matching_the_orm(tmp_path: Path) -> None:
     check_migrated_database(f"sqlite:///{tmp_path / 'fresh' / 'proxns.db'}")
+
+
+def check_jobs_version_grows_with_every_change(engine) -> None:  # noqa: ANN001
+    sessions = make_sessionmaker(engine)
+    with sessions() as writer, sessions() as reader:
+        seen = [jobs_version(reader)]
+        for _ in range(3):
+            reader.rollback()
+            touch_jobs(writer)
+            seen.append(jobs_version(reader))
+        assert seen[1] > seen[0] and seen[2] > seen[1] and seen[3] > seen[2], seen
