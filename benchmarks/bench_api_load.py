@@ -32,15 +32,33 @@ from benchmarks.service_stack import (  # noqa: E402
     service_env,
 )
 
-TINY_JOB = {"dataset": "digits", "arch": "vgg", "depth": 11, "width": 0.125, "method": "proxns", "lam": 0.05,
-            "epochs": 2, "batch_size": 64, "train_subset": 256, "test_subset": 128, "device": "cpu"}
+TINY_JOB = {
+    "dataset": "digits",
+    "arch": "vgg",
+    "depth": 11,
+    "width": 0.125,
+    "method": "proxns",
+    "lam": 0.05,
+    "epochs": 2,
+    "batch_size": 64,
+    "train_subset": 256,
+    "test_subset": 128,
+    "device": "cpu",
+}
 
 
 # --------------------------------------------------------------------------- load generator (own process)
 
 
-async def _one_client(host: str, port: int, request: bytes, deadline: float, interval: float | None,
-                      latencies: list[float], errors: list[int]) -> None:
+async def _one_client(
+    host: str,
+    port: int,
+    request: bytes,
+    deadline: float,
+    interval: float | None,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     next_at = time.perf_counter()
     try:
@@ -68,16 +86,20 @@ async def _one_client(host: str, port: int, request: bytes, deadline: float, int
         writer.close()
 
 
-async def _load(url: str, method: str, path: str, body: bytes, clients: int, seconds: float,
-                rate: float | None) -> dict:
+async def _load(
+    url: str, method: str, path: str, body: bytes, clients: int, seconds: float, rate: float | None
+) -> dict:
     host, port = url.removeprefix("http://").split(":")
-    request = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     latencies: list[float] = []
     errors: list[int] = []
     interval = clients / rate if rate else None
     start = time.perf_counter()
     deadline = start + seconds
+
     # Paced clients start spread over one interval so they do not fire in lock-step.
     async def staggered(i: int) -> None:
         if interval:
@@ -86,18 +108,42 @@ async def _load(url: str, method: str, path: str, body: bytes, clients: int, sec
 
     await asyncio.gather(*(staggered(i) for i in range(clients)))
     elapsed = time.perf_counter() - start
-    return {"requests": len(latencies), "errors": len(errors), "seconds": elapsed,
-            "per_second": len(latencies) / elapsed,
-            "p50_ms": 1000 * percentile(latencies, 50), "p90_ms": 1000 * percentile(latencies, 90),
-            "p99_ms": 1000 * percentile(latencies, 99), "max_ms": 1000 * max(latencies)}
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "seconds": elapsed,
+        "per_second": len(latencies) / elapsed,
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p90_ms": 1000 * percentile(latencies, 90),
+        "p99_ms": 1000 * percentile(latencies, 99),
+        "max_ms": 1000 * max(latencies),
+    }
 
 
-def run_load_process(url: str, method: str, path: str, body: dict | None, clients: int, seconds: float,
-                     rate: float | None = None) -> dict:
+def run_load_process(
+    url: str,
+    method: str,
+    path: str,
+    body: dict | None,
+    clients: int,
+    seconds: float,
+    rate: float | None = None,
+) -> dict:
     """Run the load generator in a separate Python process and return its figures."""
-    spec = json.dumps({"url": url, "method": method, "path": path, "body": body, "clients": clients,
-                       "seconds": seconds, "rate": rate})
-    out = subprocess.run([sys.executable, __file__, "--load", spec], capture_output=True, text=True, check=True)
+    spec = json.dumps(
+        {
+            "url": url,
+            "method": method,
+            "path": path,
+            "body": body,
+            "clients": clients,
+            "seconds": seconds,
+            "rate": rate,
+        }
+    )
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", spec], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -118,7 +164,9 @@ def store_jobs(database_url: str, n: int) -> None:
         jobs = []
         for i in range(n):
             method = methods[i % 3]
-            cfg = TrainConfig(**{**TINY_JOB, "method": method, "lam": None, "seed": i}).model_dump(mode="json")
+            cfg = TrainConfig(**{**TINY_JOB, "method": method, "lam": None, "seed": i}).model_dump(
+                mode="json"
+            )
             job = new_job(cfg)
             job.status = ["succeeded", "succeeded", "succeeded", "queued", "running", "failed"][i % 6]
             if job.status != "queued":
@@ -130,11 +178,26 @@ def store_jobs(database_url: str, n: int) -> None:
         for job in jobs:
             if job.status == "succeeded":
                 job.finished_at, job.progress, job.epochs_done = utcnow(), 1.0, 2
-                s.add(Result(job_id=job.id, acc_full=0.9, acc_slim=0.89, acc_finetuned=None, channels_total=512,
-                             channels_pruned=192, pruned_fraction=0.375, params_full=1_000_000,
-                             params_slim=400_000, flops_full=10_000_000, flops_slim=4_000_000,
-                             latency_full_ms=1.2, latency_slim_ms=0.7, layers=layers, kept_forced=[],
-                             device="cpu"))
+                s.add(
+                    Result(
+                        job_id=job.id,
+                        acc_full=0.9,
+                        acc_slim=0.89,
+                        acc_finetuned=None,
+                        channels_total=512,
+                        channels_pruned=192,
+                        pruned_fraction=0.375,
+                        params_full=1_000_000,
+                        params_slim=400_000,
+                        flops_full=10_000_000,
+                        flops_slim=4_000_000,
+                        latency_full_ms=1.2,
+                        latency_slim_ms=0.7,
+                        layers=layers,
+                        kept_forced=[],
+                        device="cpu",
+                    )
+                )
         s.commit()
     engine.dispose()
 
@@ -158,8 +221,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, postgres_database() as db:
         store_jobs(db, args.jobs)
         env = service_env(database_url=db, broker_url=REDIS_URL, queue=queue, artifact_dir=f"{tmp}/artifacts")
-        print(f"API: {args.api_workers} uvicorn worker(s) on Postgres, {args.jobs} jobs stored; "
-              f"load: {args.clients} clients in a separate process, {os.cpu_count()} CPU cores shared")
+        print(
+            f"API: {args.api_workers} uvicorn worker(s) on Postgres, {args.jobs} jobs stored; "
+            f"load: {args.clients} clients in a separate process, {os.cpu_count()} CPU cores shared"
+        )
         with api_process(env, args.api_workers, Path(tmp) / "api.log") as url:
             run_load_process(url, "GET", "/api/jobs", None, args.clients, 2.0)  # warm-up
             closed = run_load_process(url, "GET", "/api/jobs", None, args.clients, args.seconds)
@@ -168,22 +233,35 @@ def main() -> None:
         drop_redis_queue(queue)
 
     def line(name: str, r: dict) -> str:
-        return (f"{name:<42} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p90 {r['p90_ms']:6.1f} ms  "
-                f"p99 {r['p99_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms  errors {r['errors']}")
+        return (
+            f"{name:<42} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p90 {r['p90_ms']:6.1f} ms  "
+            f"p99 {r['p99_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms  errors {r['errors']}"
+        )
 
     print(line("GET /api/jobs, closed loop (saturated)", closed))
     print(line(f"GET /api/jobs, paced to {args.rate:.0f} req/s total", paced))
     print(line("POST /api/jobs (Postgres + Redis enqueue)", posts))
-    print(f"targets: GET p99 < 50 ms -> closed {closed['p99_ms']:.1f} ms, paced {paced['p99_ms']:.1f} ms; "
-          f"submissions > 200/s -> {posts['per_second']:.0f}/s")
+    print(
+        f"targets: GET p99 < 50 ms -> closed {closed['p99_ms']:.1f} ms, paced {paced['p99_ms']:.1f} ms; "
+        f"submissions > 200/s -> {posts['per_second']:.0f}/s"
+    )
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--load":
         spec = json.loads(sys.argv[2])
         body = json.dumps(spec["body"]).encode() if spec["body"] is not None else b""
-        result = asyncio.run(_load(spec["url"], spec["method"], spec["path"], body, spec["clients"],
-                                   spec["seconds"], spec["rate"]))
+        result = asyncio.run(
+            _load(
+                spec["url"],
+                spec["method"],
+                spec["path"],
+                body,
+                spec["clients"],
+                spec["seconds"],
+                spec["rate"],
+            )
+        )
         print(json.dumps(result))
     else:
         main()

@@ -54,8 +54,20 @@ def service_env(**settings: str) -> dict[str, str]:
 def api_process(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
     """uvicorn serving ``api.main:create_app`` with ``workers`` processes; yields its base URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "api.main:create_app",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -69,8 +81,13 @@ def api_process(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen([sys.executable, "-m", "worker", "--loglevel", "warning"], env=env, cwd=REPO,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "--loglevel", "warning"],
+        env=env,
+        cwd=REPO,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield proc
     finally:

@@ -40,7 +40,9 @@ def touch_jobs(session: Session) -> None:
 def jobs_version(session: Session) -> int:
     """The jobs' change counter: it grows after every committed change to a job."""
     if session.get_bind().dialect.name == "postgresql":
-        return session.execute(text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM jobs_version_seq")).scalar_one()
+        return session.execute(
+            text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM jobs_version_seq")
+        ).scalar_one()
     return session.execute(select(StoreState.jobs_version).where(StoreState.id == 1)).scalar_one()
 
 
