@@ -45,7 +45,8 @@ _sessions = make_sessionmaker(_engine)
 
 def shutting_down() -> bool:
     """True once Celery received SIGTERM/SIGINT: the running job is handed back to the queue."""
-    return bool(worker_state.should_stop or worker_state.should_terminate)
+    # Celery stores the exit code in these flags (0 for a clean warm shutdown): test for "set", not truth.
+    return worker_state.should_stop is not None or worker_state.should_terminate not in (None, False)
 
 
 def _requeue(job_id: int) -> None:

@@ -64,7 +64,7 @@ def test_sweep_of_three_lambdas_yields_three_plot_points(pg_stack: Stack) -> Non
 
 
 def test_cancelling_a_running_job_ends_it_cancelled_within_10s_keeping_epochs(pg_stack: Stack) -> None:
-    long_job = {**QUICK_JOB, "epochs": 300}
+    long_job = {**QUICK_JOB, "epochs": 1000}
     job = pg_stack.client.post("/api/jobs", json=long_job).json()
     wait_for(lambda: pg_stack.job(job["id"])["epochs_done"] >= 2, 180, 0.2, "two finished epochs")
 
@@ -89,7 +89,7 @@ def test_cancelling_a_running_job_ends_it_cancelled_within_10s_keeping_epochs(pg
 
 
 def test_queued_job_cancelled_at_once_is_never_run(pg_stack: Stack) -> None:
-    blocker = pg_stack.client.post("/api/jobs", json={**QUICK_JOB, "epochs": 300}).json()
+    blocker = pg_stack.client.post("/api/jobs", json={**QUICK_JOB, "epochs": 1000}).json()
     pg_stack.wait_status(blocker["id"], {"running"}, timeout=60)
     queued = pg_stack.client.post("/api/jobs", json=QUICK_JOB).json()
     cancelled = pg_stack.client.post(f"/api/jobs/{queued['id']}/cancel").json()
