@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.queue.close()
         app.state.engine.dispose()
+        app.state.version_engine.dispose()
 
     app = FastAPI(
         title="ProxNS Lab",
@@ -37,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    # Used only on the event loop (one request at a time), for the job list's change counter.
+    app.state.version_engine = make_engine(settings.database_url, pool_size=1)
     app.state.queue = JobQueue(settings)
 
     for module in (jobs, experiments, meta, health):

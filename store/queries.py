@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Job, Metric, Result, StoreState, utcnow
@@ -37,13 +38,13 @@ def touch_jobs(session: Session) -> None:
     session.commit()
 
 
-def jobs_version(session: Session) -> int:
+def jobs_version(conn: Session | Connection) -> int:
     """The jobs' change counter: it grows after every committed change to a job."""
-    if session.get_bind().dialect.name == "postgresql":
-        return session.execute(
-            text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM jobs_version_seq")
-        ).scalar_one()
-    return session.execute(select(StoreState.jobs_version).where(StoreState.id == 1)).scalar_one()
+    dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
+    if dialect.name == "postgresql":
+        query = text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM jobs_version_seq")
+        return conn.execute(query).scalar_one()
+    return conn.execute(select(StoreState.jobs_version).where(StoreState.id == 1)).scalar_one()
 
 
 def _finite(value: Any) -> Any:

@@ -8,11 +8,11 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import get_db, get_queue, get_settings
 from api.queue import JobQueue, enqueue_or_undo
@@ -104,26 +104,29 @@ def create_job(
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")
 async def list_jobs(
+    request: Request,
     status: Status | None = None,
     method: MethodName | None = None,
     experiment_id: int | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
-    db: Session = Depends(get_db),
 ) -> Response:
     key = (status, method, experiment_id, limit, offset)
-    # The one-row version query runs on the event loop (well under a millisecond); a thread-pool hop
-    # would cost more than it. Read first, so a change committed meanwhile can only make the page
-    # look stale, never fresh.
-    version = jobs_version(db)
-    # End the transaction at once: the connection goes back to the pool before anything can wait on
-    # the event loop, so threads rendering pages can always get one.
-    db.rollback()
+    # The one-row version read runs right here on the event loop, on a connection of its own that
+    # nothing else uses, so it never waits for the pool; a thread hop would cost more than the query.
+    # Read before rendering: a change committed meanwhile can only make the page look stale.
+    with request.app.state.version_engine.connect() as conn:
+        version = jobs_version(conn)
     body = _pages.get(key, version)
     if body is None:
-        body = await run_in_threadpool(render_job_page, db, status, method, experiment_id, limit, offset)
+        body = await run_in_threadpool(_render_in_thread, request.app.state.sessionmaker, key)
         _pages.put(key, version, body)
     return Response(body, media_type="application/json")
+
+
+def _render_in_thread(sessions: sessionmaker[Session], key: tuple) -> bytes:
+    with sessions() as db:
+        return render_job_page(db, *key)
 
 
 def render_job_page(
@@ -136,19 +139,16 @@ def render_job_page(
         filters.append(Job.method == method)
     if experiment_id is not None:
         filters.append(Job.experiment_id == experiment_id)
-    try:
-        total = db.scalar(select(func.count(Job.id)).where(*filters))
-        rows = db.execute(
-            select(Job, Result)
-            .outerjoin(Result, Result.job_id == Job.id)
-            .where(*filters)
-            .order_by(Job.id.desc())
-            .limit(limit)
-            .offset(offset)
-        ).all()
-        items = [job_dict(r.Job, r.Result) for r in rows]
-    finally:
-        db.rollback()  # release the connection in this thread, not later on the event loop
+    total = db.scalar(select(func.count(Job.id)).where(*filters))
+    rows = db.execute(
+        select(Job, Result)
+        .outerjoin(Result, Result.job_id == Job.id)
+        .where(*filters)
+        .order_by(Job.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    items = [job_dict(r.Job, r.Result) for r in rows]
     page = {"items": items, "total": total, "limit": limit, "offset": offset}
     return json.dumps(page, separators=(",", ":"), allow_nan=False).encode()
 
