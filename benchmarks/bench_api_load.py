@@ -3,7 +3,9 @@
 The load comes from a separate process on loopback (a small asyncio HTTP/1.1 keep-alive client,
 cheap enough not to steal the server's CPU): 50 concurrent connections, each sending its next
 request as soon as the previous answer arrived (closed loop: this measures saturation). A second
-run paces the same 50 clients to a fixed total rate (open loop: latency when not saturated).
+run paces the same 50 clients to a fixed total rate (open loop: latency when not saturated). A
+third run is closed-loop again while a job's progress changes 20 times a second, as with busy
+workers: every change makes each API process render the page again.
 Targets (issue 3): p99 < 50 ms for GET /api/jobs, > 200 submissions/s.
 
     python benchmarks/bench_api_load.py [--api-workers 2] [--seconds 10]
@@ -202,6 +204,40 @@ def store_jobs(database_url: str, n: int) -> None:
     engine.dispose()
 
 
+class ChangingJobs:
+    """Moves a running job's progress ``hz`` times a second, as a busy worker would, from a thread."""
+
+    def __init__(self, database_url: str, hz: float) -> None:
+        import threading
+
+        from store import Job, make_engine, make_sessionmaker
+
+        self.engine = make_engine(database_url, pool_size=1)
+        self.sessions = make_sessionmaker(self.engine)
+        with self.sessions() as s:
+            self.job_id = s.query(Job.id).filter(Job.status == "running").order_by(Job.id.desc()).first()[0]
+        self.interval, self.writes = 1.0 / hz, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        from store.queries import report_progress
+
+        with self.sessions() as s:
+            while not self.stop.wait(self.interval):
+                self.writes += 1
+                report_progress(s, self.job_id, (self.writes % 100) / 100, 60.0)
+
+    def __enter__(self) -> ChangingJobs:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.engine.dispose()
+
+
 def drop_redis_queue(queue: str) -> None:
     import redis
 
@@ -215,6 +251,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200.0, help="total requests/s of the paced run")
+    parser.add_argument("--changes-per-second", type=float, default=20.0, help="job updates in the third run")
     args = parser.parse_args()
 
     queue = f"proxns-bench-{uuid.uuid4().hex[:8]}"
@@ -229,6 +266,8 @@ def main() -> None:
             run_load_process(url, "GET", "/api/jobs", None, args.clients, 2.0)  # warm-up
             closed = run_load_process(url, "GET", "/api/jobs", None, args.clients, args.seconds)
             paced = run_load_process(url, "GET", "/api/jobs", None, args.clients, args.seconds, args.rate)
+            with ChangingJobs(db, args.changes_per_second):
+                changing = run_load_process(url, "GET", "/api/jobs", None, args.clients, args.seconds)
             posts = run_load_process(url, "POST", "/api/jobs", TINY_JOB, args.clients, args.seconds)
         drop_redis_queue(queue)
 
@@ -240,6 +279,7 @@ def main() -> None:
 
     print(line("GET /api/jobs, closed loop (saturated)", closed))
     print(line(f"GET /api/jobs, paced to {args.rate:.0f} req/s total", paced))
+    print(line(f"GET /api/jobs, closed, {args.changes_per_second:.0f} job updates/s", changing))
     print(line("POST /api/jobs (Postgres + Redis enqueue)", posts))
     print(
         f"targets: GET p99 < 50 ms -> closed {closed['p99_ms']:.1f} ms, paced {paced['p99_ms']:.1f} ms; "

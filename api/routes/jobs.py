@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -119,9 +120,29 @@ async def list_jobs(
         version = jobs_version(conn)
     body = _pages.get(key, version)
     if body is None:
-        body = await run_in_threadpool(_render_in_thread, request.app.state.sessionmaker, key)
-        _pages.put(key, version, body)
+        body = await _render_once(request.app.state.sessionmaker, key, version)
     return Response(body, media_type="application/json")
+
+
+#: Renders in progress in this process: requests that miss the same page at the same version wait
+#: for one render instead of all rendering it (after each change, every polling client misses).
+_rendering: dict[tuple, asyncio.Task] = {}
+
+
+async def _render_once(sessions: sessionmaker[Session], key: tuple, version: int) -> bytes:
+    task = _rendering.get((key, version))
+    if task is None:
+        task = asyncio.ensure_future(run_in_threadpool(_render_in_thread, sessions, key))
+        _rendering[(key, version)] = task
+
+        def done(t: asyncio.Task) -> None:
+            _rendering.pop((key, version), None)
+            if not t.cancelled() and t.exception() is None:
+                _pages.put(key, version, t.result())
+
+        task.add_done_callback(done)
+    # Shielded: a client that goes away must not cancel the render others are waiting for.
+    return await asyncio.shield(task)
 
 
 def _render_in_thread(sessions: sessionmaker[Session], key: tuple) -> bytes:
