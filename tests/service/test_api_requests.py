@@ -286,3 +286,23 @@ def test_job_list_reflects_every_change_made_by_another_process(api: TestClient,
     engine.dispose()
     second = api.get("/api/jobs").json()["items"][0]
     assert (second["progress"], second["eta_seconds"], second["epochs_done"]) == (0.25, 12.0, 1)
+
+
+def test_dashboard_files_are_served_at_the_root_after_the_api_routes(tmp_path: Path) -> None:
+    frontend = tmp_path / "frontend"
+    frontend.mkdir()
+    (frontend / "index.html").write_text("<!doctype html><title>ProxNS Lab</title>")
+    (frontend / "app.js").write_text("console.log('hi')")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'proxns.db'}",
+        broker_dir=str(tmp_path / "broker"),
+        artifact_dir=str(tmp_path / "artifacts"),
+        frontend_dir=str(frontend),
+    )
+    upgrade(settings.database_url)
+    with TestClient(create_app(settings)) as client:
+        index = client.get("/")
+        assert index.status_code == 200 and "<title>ProxNS Lab</title>" in index.text
+        assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
+        assert client.get("/api/jobs").json()["total"] == 0
+        assert client.get("/healthz").json()["status"] == "ok"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,38 +11,12 @@ from pathlib import Path
 
 import httpx
 from service_checks import check_succeeded_job
-from service_helpers import TINY_JOB, free_port, healthy, service_env, wait_for
+from service_helpers import TINY_JOB, alive, descendants, free_port, healthy, service_env, wait_for
 
 
 def proxns_command() -> list[str]:
     script = Path(sys.executable).parent / "proxns"
     return [str(script)] if script.exists() else [sys.executable, "-c", "from proxns_cli import main; main()"]
-
-
-def descendants(pid: int) -> set[int]:
-    """Process ids below ``pid`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
 def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(tmp_path: Path) -> None:
