@@ -4,37 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from celery import Celery
 from celery.signals import worker_ready
 from celery.worker import state as worker_state
 
 from store.db import make_engine, make_sessionmaker
 from store.queries import fail_stale_jobs
-from store.settings import RUN_JOB_TASK, Settings, get_settings
+from store.settings import RUN_JOB_TASK, get_settings
+from worker.config import make_celery
 from worker.runner import run_job
 
 log = logging.getLogger("proxns.worker")
-
-
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app for ``settings``: late acks, prefetch 1, so a lost worker's job is redelivered."""
-    app = Celery("proxns", broker=settings.broker_url, set_as_current=True)
-    app.conf.update(
-        broker_transport_options=settings.broker_transport_options(),
-        broker_connection_retry_on_startup=True,
-        task_default_queue=settings.queue,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        task_ignore_result=True,
-        worker_prefetch_multiplier=1,
-        worker_concurrency=1,
-        worker_pool="solo",
-        worker_send_task_events=False,
-        # The filesystem queue has no broadcast worth having; Redis keeps `celery inspect` working.
-        worker_enable_remote_control=not settings.uses_filesystem_broker,
-        worker_hijack_root_logger=False,
-    )
-    return app
 
 
 settings = get_settings()

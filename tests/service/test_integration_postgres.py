@@ -99,3 +99,15 @@ def test_queued_job_cancelled_at_once_is_never_run(pg_stack: Stack) -> None:
     time.sleep(1.0)  # the worker now receives the cancelled job's message and must skip it
     job = pg_stack.job(queued["id"])
     assert job["status"] == "cancelled" and job["attempts"] == 0 and job["started_at"] is None
+
+
+def test_a_job_whose_training_raises_ends_failed_with_the_message(pg_stack: Stack) -> None:
+    # CIFAR-10 is not on this machine and downloading is off: fit raises before the first epoch.
+    missing = {**TINY_JOB, "dataset": "cifar10", "data_root": str(pg_stack.log_dir / "no-data")}
+    job = pg_stack.client.post("/api/jobs", json=missing).json()
+    done = pg_stack.wait_status(job["id"], {"failed", "succeeded", "cancelled"}, timeout=60)
+    assert done["status"] == "failed"
+    assert done["error"].startswith("DatasetNotFoundError: dataset 'cifar10' not found")
+    assert done["finished_at"] is not None and done["result"] is None and done["eta_seconds"] is None
+    assert pg_stack.client.get(f"/api/jobs/{job['id']}/artifacts").json()["items"] == []
+    assert pg_stack.client.get("/api/jobs", params={"status": "running"}).json()["total"] == 0
