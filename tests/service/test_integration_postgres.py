@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from service_checks import check_succeeded_job
+from service_checks import check_succeeded_job, check_torchscript_classifies
 from service_helpers import TINY_JOB, Stack, wait_for
 
 pytestmark = pytest.mark.integration
 
 #: One epoch on a small synthetic set: the quickest job that still yields a plot point.
 QUICK_JOB = {**TINY_JOB, "dataset": "synthetic", "epochs": 1, "train_subset": 128, "test_subset": 64}
+#: A few seconds of training that learns the synthetic classes well above chance (10 %).
+LEARNING_JOB = {**TINY_JOB, "dataset": "synthetic", "epochs": 10, "train_subset": 512, "test_subset": 256}
 
 
 def test_tiny_job_over_http_succeeds_with_metrics_result_and_artifacts(pg_stack: Stack, tmp_path) -> None:
@@ -31,10 +33,10 @@ def test_tiny_job_over_http_succeeds_with_metrics_result_and_artifacts(pg_stack:
     )
 
 
-def test_sweep_of_three_lambdas_yields_three_plot_points(pg_stack: Stack) -> None:
+def test_sweep_of_three_lambdas_yields_three_plot_points(pg_stack: Stack, tmp_path) -> None:
     lams = [0.01, 0.05, 0.2]
     response = pg_stack.client.post(
-        "/api/experiments", json={"name": "lam sweep", "base": QUICK_JOB, "sweep": {"lam": lams}}
+        "/api/experiments", json={"name": "lam sweep", "base": LEARNING_JOB, "sweep": {"lam": lams}}
     )
     assert response.status_code == 201, response.text
     exp = response.json()
@@ -55,6 +57,15 @@ def test_sweep_of_three_lambdas_yields_three_plot_points(pg_stack: Stack) -> Non
         assert p["method"] == "proxns" and p["beta"] == 100.0 and p["seed"] == 0
         for key in ("pruned_fraction", "acc_full", "acc_slim", "params_slim", "flops_slim"):
             assert p[key] == r[key]
+
+    # The smallest λ's slim network, downloaded and run with plain torch, really classifies.
+    first = next(j for j in detail["jobs"] if j["config"]["lam"] == lams[0])
+    assert first["result"]["acc_slim"] > 0.5
+    for name in ("slim.json", "slim.torchscript.pt"):
+        (tmp_path / name).write_bytes(
+            pg_stack.client.get(f"/api/jobs/{first['id']}/artifacts/{name}").content
+        )
+    check_torchscript_classifies(tmp_path, LEARNING_JOB, first["result"]["acc_slim"])
 
     listing = pg_stack.client.get("/api/experiments").json()
     summary = next(e for e in listing["items"] if e["id"] == exp["id"])
