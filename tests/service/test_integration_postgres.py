@@ -78,6 +78,10 @@ def test_cancelling_a_running_job_ends_it_cancelled_within_10s_keeping_epochs(pg
     long_job = {**QUICK_JOB, "epochs": 1000}
     job = pg_stack.client.post("/api/jobs", json=long_job).json()
     wait_for(lambda: pg_stack.job(job["id"])["epochs_done"] >= 2, 180, 0.2, "two finished epochs")
+    running = pg_stack.job(job["id"])
+    assert running["status"] == "running" and running["started_at"] is not None
+    assert 0 < running["progress"] < 1
+    assert running["eta_seconds"] > 0  # the rest of 1,000 epochs takes a while
 
     response = pg_stack.client.post(f"/api/jobs/{job['id']}/cancel")
     asked = time.monotonic()
