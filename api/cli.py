@@ -72,7 +72,7 @@ def serve(host: str, port: int, workers: int, api_workers: int) -> None:
         signal.signal(sig, lambda s, _f: received.append(s))
 
     worker = None
-    stopping = threading.Event()
+    stopping, crashed = threading.Event(), threading.Event()
     if workers:
         worker = subprocess.Popen([sys.executable, "-m", "worker", "--processes", str(workers)])
 
@@ -81,6 +81,7 @@ def serve(host: str, port: int, workers: int, api_workers: int) -> None:
             worker.wait()
             if not stopping.is_set():
                 click.echo(f"training worker exited with code {worker.returncode}; stopping", err=True)
+                crashed.set()
                 os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=watch, daemon=True).start()
@@ -102,7 +103,7 @@ def serve(host: str, port: int, workers: int, api_workers: int) -> None:
         stopping.set()
         code = _stop(worker, STOP_GRACE) if worker is not None else 0
     click.echo("stopped")
-    if worker is not None and code not in (0, -signal.SIGTERM) and not received:
+    if crashed.is_set() or code not in (0, -signal.SIGTERM):
         sys.exit(1)
 
 
