@@ -75,6 +75,23 @@ def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(
             )
             assert target.read_bytes() == (tmp_path / "slim.onnx").read_bytes()
 
+            def cli(*args: str) -> subprocess.CompletedProcess:
+                cmd = [*proxns_command(), *args, "--server", url]
+                return subprocess.run(cmd, capture_output=True, text=True, env=service_env())
+
+            listing = cli("jobs", "--status", "succeeded")
+            assert listing.returncode == 0
+            row = listing.stdout.splitlines()[1].split()
+            assert row[:5] == [str(job_id), "succeeded", "proxns", "vgg-11", "digits"]
+            assert "1 of 1 jobs" in listing.stdout
+            shown = json.loads(cli("show", str(job_id), "--metrics").stdout)
+            assert shown["id"] == job_id and [m["epoch"] for m in shown["metrics"]] == [1, 2]
+            bad = tmp_path / "bad.yaml"
+            bad.write_text("arch: resnet\ndepth: 100\n")
+            rejected = cli("submit", str(bad))
+            assert rejected.returncode == 1
+            assert "depth: Value error, depth 100 is not valid for resnet" in rejected.stderr
+
         # Everything lives under ./var of the directory it was started in.
         var = tmp_path / "var"
         assert (var / "proxns.db").is_file()
