@@ -306,3 +306,20 @@ def test_dashboard_files_are_served_at_the_root_after_the_api_routes(tmp_path: P
         assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
         assert client.get("/api/jobs").json()["total"] == 0
         assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_responses_match_the_schemas_published_in_openapi(api: TestClient) -> None:
+    from api.schemas import ExperimentList, ExperimentOut, JobList, JobOut, MetricsOut
+
+    body = {"name": "s", "base": TINY_JOB, "sweep": {"seed": [0, 1]}}
+    exp = ExperimentOut.model_validate(api.post("/api/experiments", json=body).json())
+    job = JobOut.model_validate(api.post("/api/jobs", json=TINY_JOB).json())
+    assert JobList.model_validate(api.get("/api/jobs").json()).total == 3
+    assert ExperimentList.model_validate(api.get("/api/experiments").json()).items[0].job_count == 2
+    assert (
+        ExperimentOut.model_validate(api.get(f"/api/experiments/{exp.id}").json()).jobs[1].config["seed"] == 1
+    )
+    assert JobOut.model_validate(api.post(f"/api/jobs/{job.id}/cancel").json()).status == "cancelled"
+    assert MetricsOut.model_validate(api.get(f"/api/jobs/{job.id}/metrics").json()).items == []
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    assert {"JobOut", "JobList", "ExperimentOut", "TrainConfig", "Sweep"} <= set(schemas)
