@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.service_stack import (  # noqa: E402
     REDIS_URL,
     api_process,
+    drop_redis_queue,
     percentile,
     postgres_database,
     service_env,
@@ -236,12 +237,6 @@ class ChangingJobs:
         self.stop.set()
         self.thread.join()
         self.engine.dispose()
-
-
-def drop_redis_queue(queue: str) -> None:
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).delete(queue)
 
 
 def main() -> None:

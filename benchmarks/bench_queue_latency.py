@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.service_stack import (  # noqa: E402
     REDIS_URL,
     api_process,
+    drop_redis_queue,
     percentile,
     postgres_database,
     service_env,
@@ -91,6 +92,8 @@ def run(broker: str, runs: int) -> None:
         with api_process(env, 1, Path(tmp) / "api.log") as url, worker_process(env, Path(tmp) / "worker.log"):
             server, seen = measure(url, make_sessionmaker(engine), runs)
         engine.dispose()
+        if broker == "redis":
+            drop_redis_queue(settings["queue"])
     print(
         f"{broker:<10} POST -> running over {runs} jobs: server-side p50 {1000 * percentile(server, 50):6.1f} ms  "
         f"max {1000 * max(server):6.1f} ms | client-seen p50 {1000 * percentile(seen, 50):6.1f} ms  "

@@ -121,3 +121,12 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def drop_redis_queue(queue: str) -> None:
+    """Delete the benchmark's own queue and kombu's bindings for it (the name is unique to this run)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"*{queue}*"):
+        client.delete(key)

@@ -16,6 +16,7 @@ from service_helpers import (
     PG_ADMIN_URL,
     REDIS_URL,
     Stack,
+    forget_redis_queue,
     free_port,
     healthy,
     service_env,
@@ -71,6 +72,14 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture
+def redis_queue(redis_url: str) -> Iterator[str]:
+    """A queue name of this test's own on the shared Redis; its keys are deleted afterwards."""
+    queue = f"proxns-test-{uuid.uuid4().hex[:8]}"
+    yield queue
+    forget_redis_queue(redis_url, queue)
+
+
 @pytest.fixture(scope="module")
 def pg_stack(
     postgres_admin_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -87,10 +96,11 @@ def pg_stack(
     base = postgres_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     database_url = f"{base}/{name}"
     upgrade(database_url)
+    queue = f"proxns-test-{uuid.uuid4().hex[:8]}"  # isolates this run from any other on the same Redis
     env = service_env(
         database_url=database_url,
         broker_url=redis_url,
-        queue=f"proxns-test-{uuid.uuid4().hex[:8]}",  # isolates this run from any other on the same Redis
+        queue=queue,
         artifact_dir=str(tmp / "artifacts"),
     )
     port = free_port()
@@ -105,5 +115,6 @@ def pg_stack(
         client.close()
         stop_process(api)
         stop_process(worker)
+        forget_redis_queue(redis_url, queue)
         with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

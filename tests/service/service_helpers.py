@@ -155,3 +155,12 @@ def alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def forget_redis_queue(redis_url: str, queue: str) -> None:
+    """Delete every key kombu made for a test's uniquely named queue (messages, bindings)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"*{queue}*"):
+        client.delete(key)

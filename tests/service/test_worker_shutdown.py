@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,14 @@ pytestmark = pytest.mark.integration
 
 
 def test_sigterm_requeues_the_running_job_and_the_next_worker_resumes_it(
-    make_postgres_db, redis_url: str, tmp_path: Path
+    make_postgres_db, redis_url: str, redis_queue: str, tmp_path: Path
 ) -> None:
     database_url = make_postgres_db()
     upgrade(database_url)
     settings = Settings(
         database_url=database_url,
         broker_url=redis_url,
-        queue=f"proxns-test-{uuid.uuid4().hex[:8]}",
+        queue=redis_queue,
         artifact_dir=str(tmp_path / "artifacts"),
     )
     env = service_env(
@@ -94,11 +93,11 @@ def test_sigterm_requeues_the_running_job_and_the_next_worker_resumes_it(
 
 
 def test_a_worker_killed_mid_job_leaves_no_job_running_once_a_worker_starts(
-    make_postgres_db, redis_url: str, tmp_path: Path
+    make_postgres_db, redis_url: str, redis_queue: str, tmp_path: Path
 ) -> None:
     database_url = make_postgres_db()
     upgrade(database_url)
-    queue_name = f"proxns-test-{uuid.uuid4().hex[:8]}"
+    queue_name = redis_queue
     settings = Settings(database_url=database_url, broker_url=redis_url, queue=queue_name)
     env = service_env(
         database_url=database_url,
