@@ -18,6 +18,15 @@ from store.settings import Settings
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
 
+class DashboardFiles(StaticFiles):
+    """The dashboard's files, revalidated on every load so a browser never mixes old and new modules."""
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from ``PROXNS_*``). The schema must already be migrated."""
     settings = settings or Settings()
@@ -47,5 +56,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     frontend = Path(settings.frontend_dir) if settings.frontend_dir else FRONTEND_DIR
     if frontend.is_dir():
-        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+        app.mount("/", DashboardFiles(directory=frontend, html=True), name="frontend")
     return app

@@ -71,7 +71,7 @@ def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_run_does(tmp_pa
     config = TrainConfig(**TINY, method="proxns", lam=0.3, beta=50)
     reference = fit(config, Recorder())
 
-    stopper = Recorder(stop_after_step=8)  # seen at the check of step 10, mid second epoch (6 steps each)
+    stopper = Recorder(stop_after_step=8)  # mid second epoch (6 steps each)
     with pytest.raises(TrainingStopped) as stop:
         fit(config, stopper, checkpoint_dir=str(tmp_path))
     assert stop.value.epochs_done == 1 and len(stopper.epochs) == 1

@@ -303,7 +303,9 @@ def test_dashboard_files_are_served_at_the_root_after_the_api_routes(tmp_path: P
     with TestClient(create_app(settings)) as client:
         index = client.get("/")
         assert index.status_code == 200 and "<title>ProxNS Lab</title>" in index.text
-        assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
+        script = client.get("/app.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert script.headers["cache-control"] == "no-cache"  # never a stale module beside a new one
         assert client.get("/api/jobs").json()["total"] == 0
         assert client.get("/healthz").json()["status"] == "ok"
 
