@@ -16,7 +16,15 @@ def _errors(**kw):
 def test_defaults_follow_the_published_settings():
     c = TrainConfig()
     assert (c.arch, c.depth, c.method, c.lam, c.beta, c.epochs, c.batch_size, c.lr) == (
-        "vgg", 19, "proxns", 0.0045, 100.0, 160, 64, 0.1)
+        "vgg",
+        19,
+        "proxns",
+        0.0045,
+        100.0,
+        160,
+        64,
+        0.1,
+    )
     assert c.lr_milestones == [80, 120] and c.momentum == 0.9 and c.weight_decay == 1e-4
     r = TrainConfig(arch="resnet")
     assert (r.depth, r.lam, r.beta) == (164, 0.002, 0.25)
@@ -25,22 +33,25 @@ def test_defaults_follow_the_published_settings():
     assert (ns.lam, ns.prune_ratio, ns.beta) == (1e-5, 0.4, None)
 
 
-@pytest.mark.parametrize("kw,field,fragment", [
-    ({"arch": "alexnet"}, "arch", "'vgg', 'resnet' or 'densenet'"),
-    ({"arch": "resnet", "depth": 100}, "depth", "9n+2"),
-    ({"arch": "vgg", "depth": 12}, "depth", "11, 13, 16, 19"),
-    ({"arch": "densenet", "depth": 41}, "depth", "3n+4"),
-    ({"lam": -0.1}, "lam", "greater than or equal to 0"),
-    ({"epochs": 10000}, "epochs", "less than or equal to 1000"),
-    ({"method": "proxns", "prune_ratio": 0.5}, "prune_ratio", "only to method 'ns'"),
-    ({"method": "ns", "beta": 10}, "beta", "only to method 'proxns'"),
-    ({"method": "baseline", "lam": 0.1}, "lam", "baseline"),
-    ({"device": "gpu"}, "device", "auto, cpu, cuda, cuda:N"),
-    ({"dataset": "imagenet"}, "dataset", "'cifar10'"),
-    ({"epochs": 10, "lr_milestones": [5, 12]}, "lr_milestones", "1..9"),
-    ({"width": 0}, "width", "greater than 0"),
-    ({"batch_sise": 64}, "batch_sise", "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "kw,field,fragment",
+    [
+        ({"arch": "alexnet"}, "arch", "'vgg', 'resnet' or 'densenet'"),
+        ({"arch": "resnet", "depth": 100}, "depth", "9n+2"),
+        ({"arch": "vgg", "depth": 12}, "depth", "11, 13, 16, 19"),
+        ({"arch": "densenet", "depth": 41}, "depth", "3n+4"),
+        ({"lam": -0.1}, "lam", "greater than or equal to 0"),
+        ({"epochs": 10000}, "epochs", "less than or equal to 1000"),
+        ({"method": "proxns", "prune_ratio": 0.5}, "prune_ratio", "only to method 'ns'"),
+        ({"method": "ns", "beta": 10}, "beta", "only to method 'proxns'"),
+        ({"method": "baseline", "lam": 0.1}, "lam", "baseline"),
+        ({"device": "gpu"}, "device", "auto, cpu, cuda, cuda:N"),
+        ({"dataset": "imagenet"}, "dataset", "'cifar10'"),
+        ({"epochs": 10, "lr_milestones": [5, 12]}, "lr_milestones", "1..9"),
+        ({"width": 0}, "width", "greater than 0"),
+        ({"batch_sise": 64}, "batch_sise", "Extra inputs are not permitted"),
+    ],
+)
 def test_invalid_values_are_rejected_naming_the_field_and_what_is_allowed(kw, field, fragment):
     errors = _errors(**kw)
     assert field in errors and fragment in errors[field]

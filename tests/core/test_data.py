@@ -17,14 +17,18 @@ def test_digits_is_a_fixed_stratified_split_of_1437_and_360_upsampled_to_32px():
 
 
 def test_synthetic_is_seeded_and_sized():
-    a, b = load_dataset("synthetic", train_subset=100, test_subset=40), load_dataset("synthetic", train_subset=100,
-                                                                                   test_subset=40)
+    a, b = (
+        load_dataset("synthetic", train_subset=100, test_subset=40),
+        load_dataset("synthetic", train_subset=100, test_subset=40),
+    )
     assert a.x_train.shape == (100, 3, 32, 32) and a.x_test.shape == (40, 3, 32, 32)
     assert torch.equal(a.x_train, b.x_train)
 
 
-@pytest.mark.parametrize("name,expected", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"),
-                                           ("svhn", "train_32x32.mat")])
+@pytest.mark.parametrize(
+    "name,expected",
+    [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"), ("svhn", "train_32x32.mat")],
+)
 def test_missing_dataset_says_where_it_looked_and_how_to_fix_it(tmp_path, name, expected):
     assert dataset_status(name, str(tmp_path))[0] is False
     with pytest.raises(DatasetNotFoundError) as err:

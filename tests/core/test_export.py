@@ -14,15 +14,32 @@ from proxns_core.export import sha256_of
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
-    config = TrainConfig(dataset="synthetic", arch="resnet", depth=11, width=0.25, method="proxns", lam=0.5,
-                         beta=10, epochs=2, batch_size=32, train_subset=128, test_subset=64, device="cpu")
+    config = TrainConfig(
+        dataset="synthetic",
+        arch="resnet",
+        depth=11,
+        width=0.25,
+        method="proxns",
+        lam=0.5,
+        beta=10,
+        epochs=2,
+        batch_size=32,
+        train_subset=128,
+        test_subset=64,
+        device="cpu",
+    )
     result = fit(config)
     return result, export_slim(result, out), out
 
 
 def test_export_writes_four_files_with_sizes_and_hashes(exported):
     _, artifacts, out = exported
-    assert [a["name"] for a in artifacts] == ["slim.safetensors", "slim.json", "slim.torchscript.pt", "slim.onnx"]
+    assert [a["name"] for a in artifacts] == [
+        "slim.safetensors",
+        "slim.json",
+        "slim.torchscript.pt",
+        "slim.onnx",
+    ]
     for a in artifacts:
         assert a["bytes"] == (out / a["name"]).stat().st_size > 0
         assert a["sha256"] == sha256_of(out / a["name"]) and len(a["sha256"]) == 64

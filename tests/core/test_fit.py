@@ -5,8 +5,19 @@ import torch
 
 from proxns_core import Callbacks, TrainConfig, TrainingStopped, fit
 
-TINY = dict(dataset="synthetic", arch="vgg", depth=11, width=0.125, epochs=4, batch_size=32, lr=0.1,
-            train_subset=192, test_subset=96, device="cpu", seed=3)
+TINY = dict(
+    dataset="synthetic",
+    arch="vgg",
+    depth=11,
+    width=0.125,
+    epochs=4,
+    batch_size=32,
+    lr=0.1,
+    train_subset=192,
+    test_subset=96,
+    device="cpu",
+    seed=3,
+)
 
 
 class Recorder(Callbacks):
@@ -28,8 +39,19 @@ class Recorder(Callbacks):
 @pytest.mark.slow
 def test_proxns_on_digits_prunes_most_channels_and_slim_network_keeps_accuracy():
     """PAPER.md's setting: VGG-11 ×0.25, λ = 0.5, β = 100, 20 epochs, batch 64, lr 0.1, no fine-tuning."""
-    config = TrainConfig(dataset="digits", arch="vgg", depth=11, width=0.25, method="proxns", lam=0.5, beta=100,
-                         epochs=20, batch_size=64, lr=0.1, device="cpu")
+    config = TrainConfig(
+        dataset="digits",
+        arch="vgg",
+        depth=11,
+        width=0.25,
+        method="proxns",
+        lam=0.5,
+        beta=100,
+        epochs=20,
+        batch_size=64,
+        lr=0.1,
+        device="cpu",
+    )
     out = fit(config)
     r = out.result
     assert r["channels_total"] == 688
@@ -46,8 +68,18 @@ def test_fit_reports_every_epoch_with_all_metrics_and_result_fields():
     out = fit(TrainConfig(**TINY, method="ns", lam=1e-3, prune_ratio=0.5, finetune_epochs=2), rec)
     assert [m["epoch"] for m in rec.epochs] == [1, 2, 3, 4, 5, 6]
     assert [m["phase"] for m in rec.epochs] == ["train"] * 4 + ["finetune"] * 2
-    assert set(rec.epochs[0]) == {"phase", "epoch", "epochs", "lr", "train_loss", "objective", "test_loss",
-                                  "test_acc", "zero_fraction", "seconds"}
+    assert set(rec.epochs[0]) == {
+        "phase",
+        "epoch",
+        "epochs",
+        "lr",
+        "train_loss",
+        "objective",
+        "test_loss",
+        "test_acc",
+        "zero_fraction",
+        "seconds",
+    }
     # objective = loss + λ‖γ‖₁ > loss; lr milestones at 50 % and 75 % of the 4 epochs
     assert all(m["objective"] > m["train_loss"] for m in rec.epochs[:4])
     assert [m["lr"] for m in rec.epochs[:4]] == pytest.approx([0.1, 0.1, 0.01, 0.001])

@@ -86,8 +86,14 @@ def test_slim_vgg_parameter_count_equals_its_tensor_sizes():
 
 def test_flops_of_vgg_are_the_conv_and_linear_multiply_adds():
     model = build_model("vgg", 11, 10, cfg=[4, "M", 8, "M", 8, "M", 8, "M", 8], width=1.0)
-    expected = (32 * 32 * 4 * 3 * 9 + 16 * 16 * 8 * 4 * 9 + 8 * 8 * 8 * 8 * 9 + 4 * 4 * 8 * 8 * 9
-                + 2 * 2 * 8 * 8 * 9 + 8 * 10)  # conv maps shrink 32→16→8→4→2; then the 8→10 linear
+    expected = (
+        32 * 32 * 4 * 3 * 9
+        + 16 * 16 * 8 * 4 * 9
+        + 8 * 8 * 8 * 8 * 9
+        + 4 * 4 * 8 * 8 * 9
+        + 2 * 2 * 8 * 8 * 9
+        + 8 * 10
+    )  # conv maps shrink 32→16→8→4→2; then the 8→10 linear
     assert count_flops(model) == expected
 
 

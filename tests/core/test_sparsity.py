@@ -109,7 +109,7 @@ def test_ns_prunes_the_smallest_gamma_share_globally():
         offset = 0
         for bn in bn_layers(model):
             n = bn.num_features
-            bn.weight.copy_(torch.from_numpy(values[offset: offset + n]))
+            bn.weight.copy_(torch.from_numpy(values[offset : offset + n]))
             offset += n
     method = NetworkSlimming(lam=1e-4, prune_ratio=0.3)
     method.attach(model)
