@@ -62,7 +62,7 @@ def export_model(model: nn.Module, meta: dict, out_dir: str | Path) -> list[dict
         warnings.simplefilter("ignore", FutureWarning)
         _check("torchscript", torch.jit.load(str(out / FILES["torchscript"]))(x), expected)
 
-    _write_onnx(model, x, out / FILES["onnx"])
+    write_onnx(model, x, out / FILES["onnx"])
     _check("onnx", torch.from_numpy(_run_onnx(out / FILES["onnx"], x.numpy())), expected)
 
     return [
@@ -93,7 +93,8 @@ def _write_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     traced.save(str(path))
 
 
-def _write_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+def write_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    """Export ``model`` to ONNX (opset 17, dynamic batch) with input "input" and output "logits"."""
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

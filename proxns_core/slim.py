@@ -87,18 +87,14 @@ def slim_model(model: nn.Module, plan: PrunePlan) -> nn.Module:
 
 def _slim_unit(unit: dict, keep: torch.Tensor) -> None:
     bn: nn.BatchNorm2d = unit["bn"]
+    const = torch.relu(bn.bias[~keep])
     if unit["selection"] is not None:
-        sel = unit["selection"]
-        selected = sel.indices
-        keep_pos = keep[selected]
-        const = torch.relu(bn.bias[selected[~keep_pos]])
-        sel.indices = selected[keep_pos].clone()
+        # the BN normalises the selected channels: keep a subset of the selection
+        unit["selection"].indices = unit["selection"].indices[keep].clone()
     else:
-        keep_pos = keep
-        const = torch.relu(bn.bias[~keep])
         _slice_outputs(unit["producer"], keep)
-        _slice_bn(bn, keep)
-    _fold_and_slice_inputs(unit["consumer"], keep_pos, const)
+    _slice_bn(bn, keep)
+    _fold_and_slice_inputs(unit["consumer"], keep, const, unit.get("consumer_bn"))
 
 
 def _slice_outputs(conv: nn.Conv2d, keep: torch.Tensor) -> None:
@@ -118,7 +114,18 @@ def _slice_bn(bn: nn.BatchNorm2d, keep: torch.Tensor) -> None:
     bn.num_features = int(keep.sum())
 
 
-def _fold_and_slice_inputs(consumer: nn.Module, keep: torch.Tensor, const: torch.Tensor) -> None:
+def _conv_bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The convolution's bias, created (zero) if it had none."""
+    if conv.bias is None:
+        conv.bias = nn.Parameter(
+            torch.zeros(conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype)
+        )
+    return conv.bias.data
+
+
+def _fold_and_slice_inputs(
+    consumer: nn.Module, keep: torch.Tensor, const: torch.Tensor, consumer_bn: nn.BatchNorm2d | None = None
+) -> None:
     w = consumer.weight
     if isinstance(consumer, nn.Linear):
         if const.numel():
@@ -130,15 +137,25 @@ def _fold_and_slice_inputs(consumer: nn.Module, keep: torch.Tensor, const: torch
         raise TypeError(f"cannot fold into {type(consumer).__name__}")
     if const.numel() and bool((const != 0).any()):
         contribution = torch.einsum("ocij,c->oij", w[:, ~keep], const).unsqueeze(1)
-        consumer.add_fold().kernel.add_(contribution)
+        if consumer.kernel_size == (1, 1) and consumer.padding == (0, 0):
+            # A 1×1 convolution without padding sees the constant everywhere: a per-channel shift,
+            # absorbed at no run-time cost by the next BN's running mean, or else by a conv bias.
+            shift = contribution.reshape(-1)
+            if consumer_bn is not None:
+                consumer_bn.running_mean.sub_(shift)
+            else:
+                _conv_bias(consumer).add_(shift)
+        else:
+            consumer.add_fold().kernel.add_(contribution)
     consumer.weight = nn.Parameter(w[:, keep].clone())
     consumer.in_channels = int(keep.sum())
 
 
 def attach_folds(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Create the fold modules named in a saved ``state`` so that it loads strictly."""
+    """Create the fold modules and folded conv biases named in a saved ``state`` so that it loads strictly."""
     modules = dict(model.named_modules())
     for key in state:
         if key.endswith(".fold.kernel"):
-            conv = modules[key[: -len(".fold.kernel")]]
-            conv.add_fold()
+            modules[key[: -len(".fold.kernel")]].add_fold()
+        elif key.endswith(".bias") and key not in model.state_dict():
+            _conv_bias(modules[key[: -len(".bias")]])

@@ -1,4 +1,4 @@
-"""DenseNet without bottlenecks (depth 3n+4, growth 12) with channel selection after each BN."""
+"""DenseNet without bottlenecks (depth 3n+4, growth 12) with a channel selection at each BN."""
 
 from __future__ import annotations
 
@@ -10,30 +10,30 @@ from .layers import ChannelSelection, FoldableConv2d, init_weights, scaled
 
 
 class DenseLayer(nn.Module):
-    """BN → select → ReLU → 3×3 conv producing ``growth`` channels, concatenated to the input."""
+    """select → BN → ReLU → 3×3 conv producing ``growth`` channels, concatenated to the input."""
 
     def __init__(self, inplanes: int, kept: int, growth: int) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(inplanes)
         self.select = ChannelSelection(inplanes, kept)
+        self.bn1 = nn.BatchNorm2d(kept)
         self.conv1 = FoldableConv2d(kept, growth, 3, padding=1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(F.relu(self.select(self.bn1(x))))
+        out = self.conv1(F.relu(self.bn1(self.select(x))))
         return torch.cat((x, out), 1)
 
 
 class Transition(nn.Module):
-    """BN → select → ReLU → 1×1 conv → 2×2 average pooling."""
+    """select → BN → ReLU → 1×1 conv → 2×2 average pooling."""
 
     def __init__(self, inplanes: int, kept: int, outplanes: int) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(inplanes)
         self.select = ChannelSelection(inplanes, kept)
+        self.bn1 = nn.BatchNorm2d(kept)
         self.conv1 = FoldableConv2d(kept, outplanes, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(self.conv1(F.relu(self.select(self.bn1(x)))), 2)
+        return F.avg_pool2d(self.conv1(F.relu(self.bn1(self.select(x)))), 2)
 
 
 def default_densenet_cfg(depth: int, width: float = 1.0) -> list[int]:
@@ -71,15 +71,15 @@ class DenseNet(nn.Module):
             if stage < 2:
                 stages.append(Transition(channels, next(it), channels))
         self.features = nn.Sequential(*stages)
-        self.bn = nn.BatchNorm2d(channels)
         self.select = ChannelSelection(channels, next(it))
+        self.bn = nn.BatchNorm2d(self.select.indices.numel())
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.cfg[-1], num_classes)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(self.conv1(x))
-        x = F.relu(self.select(self.bn(x)))
+        x = F.relu(self.bn(self.select(x)))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
     def prune_units(self) -> list[dict]:

@@ -10,7 +10,11 @@ from .layers import ChannelSelection, FoldableConv2d, init_weights, scaled
 
 
 class Bottleneck(nn.Module):
-    """BN → select → ReLU → 1×1 conv → BN → ReLU → 3×3 conv → BN → ReLU → 1×1 conv, plus the shortcut."""
+    """select → BN → ReLU → 1×1 conv → BN → ReLU → 3×3 conv → BN → ReLU → 1×1 conv, plus the shortcut.
+
+    Selecting before the (per-channel) BN equals the paper's BN → select, and a slimmed block then
+    normalises only the channels it keeps.
+    """
 
     expansion = 4
 
@@ -18,8 +22,8 @@ class Bottleneck(nn.Module):
         self, inplanes: int, planes: int, cfg: list[int], stride: int = 1, downsample: nn.Module | None = None
     ) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(inplanes)
         self.select = ChannelSelection(inplanes, cfg[0])
+        self.bn1 = nn.BatchNorm2d(cfg[0])
         self.conv1 = FoldableConv2d(cfg[0], cfg[1], 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cfg[1])
         self.conv2 = FoldableConv2d(cfg[1], cfg[2], 3, stride=stride, padding=1, bias=False)
@@ -28,7 +32,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(F.relu(self.select(self.bn1(x))))
+        out = self.conv1(F.relu(self.bn1(self.select(x))))
         out = self.conv2(F.relu(self.bn2(out)))
         out = self.conv3(F.relu(self.bn3(out)))
         residual = self.downsample(x) if self.downsample is not None else x
@@ -65,8 +69,8 @@ class ResNet(nn.Module):
             )
         self.layer1, self.layer2, self.layer3 = stages
         final = scaled(64, width) * Bottleneck.expansion
-        self.bn = nn.BatchNorm2d(final)
         self.select = ChannelSelection(final, self.cfg[-1])
+        self.bn = nn.BatchNorm2d(self.cfg[-1])
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.cfg[-1], num_classes)
         self.width = width
@@ -84,7 +88,7 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
-        x = F.relu(self.select(self.bn(x)))
+        x = F.relu(self.bn(self.select(x)))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
     def blocks(self) -> list[tuple[str, Bottleneck]]:
@@ -105,6 +109,7 @@ class ResNet(nn.Module):
                     "producer": None,
                     "selection": b.select,
                     "consumer": b.conv1,
+                    "consumer_bn": b.bn2,  # what follows conv1, where its folded shift goes
                 },
                 {
                     "name": f"{name}.bn2",

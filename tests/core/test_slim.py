@@ -6,7 +6,7 @@ from torch import nn
 
 from proxns_core.measure import count_flops, count_params
 from proxns_core.models import build_model
-from proxns_core.slim import apply_mask, plan_from_zero_mask, slim_model
+from proxns_core.slim import apply_mask, attach_folds, plan_from_zero_mask, slim_model
 
 CASES = [("vgg", 11, 0.5), ("vgg", 19, 0.25), ("resnet", 20, 0.5), ("densenet", 13, 0.5)]
 
@@ -66,8 +66,17 @@ def test_slimmed_network_is_rebuilt_from_its_cfg(arch, depth, width):
     model = _randomised(arch, depth, width)
     slim = slim_model(model, _random_plan(model))
     rebuilt = build_model(arch, depth, 10, cfg=slim.cfg, width=width)
-    shapes = {k: v.shape for k, v in slim.state_dict().items() if not k.endswith("fold.kernel")}
-    assert shapes == {k: v.shape for k, v in rebuilt.state_dict().items()}
+    state = slim.state_dict()
+    folded = {k for k in state if k.endswith("fold.kernel")} | (set(state) - set(rebuilt.state_dict()))
+    # the cfg fixes every shape; only folded constants (fold kernels, 1×1 conv biases) are added on load
+    assert {k: v.shape for k, v in state.items() if k not in folded} == {
+        k: v.shape for k, v in rebuilt.state_dict().items()
+    }
+    attach_folds(rebuilt, state)
+    rebuilt.load_state_dict(state)  # strict
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x), slim.eval()(x))
 
 
 def test_slim_vgg_parameter_count_equals_its_tensor_sizes():
