@@ -20,10 +20,10 @@ import torch
 from proxns_core.export import write_onnx
 from proxns_core.measure import count_flops, count_params
 from proxns_core.models import build_model
-from proxns_core.slim import plan_from_zero_mask, slim_model
+from proxns_core.slim import plan_from_zero_mask, round_plan, slim_model
 
 
-def half_pruned(arch: str, depth: int, device: torch.device, share: float = 0.5):
+def half_pruned(arch: str, depth: int, device: torch.device, share: float = 0.5, multiple: int = 1):
     torch.manual_seed(0)
     model = build_model(arch, depth, 10).to(device).eval()
     g = torch.Generator().manual_seed(0)
@@ -32,7 +32,7 @@ def half_pruned(arch: str, depth: int, device: torch.device, share: float = 0.5)
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.bias.normal_(0, 0.1, generator=g)  # non-zero constants, so folding is exercised
     zero = [torch.rand(u["bn"].num_features, generator=g) < share for u in model.prune_units()]
-    plan = plan_from_zero_mask(model, zero)
+    plan = round_plan(model, plan_from_zero_mask(model, zero), multiple)
     return model, slim_model(model, plan).to(device).eval(), plan
 
 
@@ -78,16 +78,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime rows (CPU only)")
+    parser.add_argument("--multiples", default="1,8", help="channel_multiple values to compare")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device {device}; latency = median of alternating eval forwards ({args.repeats} at batch 1)")
     print(
-        f"{'network':<11} {'runtime':<8} {'batch':>5} {'pruned':>7} {'params':>15} {'FLOPs x':>8} "
+        f"{'network':<11} {'mult':>4} {'runtime':<8} {'batch':>5} {'pruned':>7} {'params':>15} {'FLOPs x':>8} "
         f"{'full ms':>9} {'slim ms':>9} {'speedup':>8} {'speedup/FLOPs':>14}"
     )
     runtimes = ["torch"] + ([] if args.no_onnx or device.type != "cpu" else ["onnxrt"])
-    for arch, depth in (("vgg", 19), ("resnet", 164)):
-        full, slim, plan = half_pruned(arch, depth, device)
+    multiples = [int(m) for m in args.multiples.split(",")]
+    for arch, depth, multiple in [(a, d, m) for a, d in (("vgg", 19), ("resnet", 164)) for m in multiples]:
+        full, slim, plan = half_pruned(arch, depth, device, multiple=multiple)
         flops_ratio = count_flops(full) / count_flops(slim)
         for runtime, batch in [(r, b) for r in runtimes for b in (1, 64)]:
             reps = args.repeats if batch == 1 else max(5, args.repeats // 4)
@@ -98,7 +100,7 @@ def main() -> None:
             t_full, t_slim = paired_medians(*runs, reps)
             speedup = t_full / t_slim
             print(
-                f"{arch + '-' + str(depth):<11} {runtime:<8} {batch:>5} "
+                f"{arch + '-' + str(depth):<11} {multiple:>4} {runtime:<8} {batch:>5} "
                 f"{plan.channels_pruned / plan.channels_total:>7.1%} "
                 f"{count_params(full):>7.2e}→{count_params(slim):.1e} {flops_ratio:>7.2f}x {t_full:>9.2f} "
                 f"{t_slim:>9.2f} {speedup:>7.2f}x {speedup / flops_ratio:>14.2f}"

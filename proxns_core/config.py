@@ -77,6 +77,13 @@ class TrainConfig(BaseModel):
         None, description="Epochs after which lr is divided by 10; default 50 % and 75 % of epochs."
     )
     finetune_epochs: int = Field(0, ge=0, le=MAX_EPOCHS)
+    channel_multiple: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Round each slimmed layer's kept channels up to a multiple of this (8 suits CPU and "
+        "GPU kernels), re-keeping its strongest pruned channels; 1 prunes exactly.",
+    )
     precise_bn: bool = Field(
         True,
         description="Re-estimate BN running statistics on the training data before the final measurements "

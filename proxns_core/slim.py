@@ -65,6 +65,24 @@ def plan_by_threshold(model: nn.Module, ratio: float) -> PrunePlan:
     return plan_from_zero_mask(model, list(pruned.split([g.numel() for g in gammas])))
 
 
+def round_plan(model: nn.Module, plan: PrunePlan, multiple: int) -> PrunePlan:
+    """Keep, in each layer, the strongest pruned channels (by |γ|) until its kept count is a multiple
+    of ``multiple`` (or all): convolution kernels run far faster on such widths."""
+    if multiple <= 1:
+        return plan
+    masks = {}
+    for unit in model.prune_units():
+        keep = plan.masks[unit["name"]].clone()
+        target = min(keep.numel(), -(-int(keep.sum()) // multiple) * multiple)
+        missing = target - int(keep.sum())
+        if missing > 0:
+            strength = unit["bn"].weight.detach().abs().cpu().clone()
+            strength[keep] = -1.0
+            keep[torch.argsort(strength, descending=True, stable=True)[:missing]] = True
+        masks[unit["name"]] = keep
+    return PrunePlan(masks, list(plan.kept_forced))
+
+
 @torch.no_grad()
 def apply_mask(model: nn.Module, plan: PrunePlan) -> nn.Module:
     """The masked network: a copy with γ = 0 on pruned channels, nothing deleted."""

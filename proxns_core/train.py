@@ -15,7 +15,7 @@ from .config import TrainConfig
 from .data import TensorData, load_dataset, normalize, steps_per_epoch, test_batches, train_batches
 from .measure import count_flops, count_params, measure_latency_ms
 from .models import build_model
-from .slim import PrunePlan, apply_mask, slim_model
+from .slim import PrunePlan, apply_mask, round_plan, slim_model
 from .sparsity import SparsityMethod, make_sparsity
 
 STOP_CHECK_EVERY = 1  # steps between should_stop() calls (the contract: at most 20); callbacks throttle
@@ -273,7 +273,7 @@ def fit(
         t.load()
     t.train()
     full = t.model
-    plan = t.sparsity.prune_plan(full)
+    plan = round_plan(full, t.sparsity.prune_plan(full), config.channel_multiple)
     masked = apply_mask(full, plan)
     if config.precise_bn:
         recalibrate_bn(full, t.data, config.batch_size)

@@ -6,7 +6,7 @@ from torch import nn
 
 from proxns_core.measure import count_flops, count_params
 from proxns_core.models import build_model
-from proxns_core.slim import apply_mask, attach_folds, plan_from_zero_mask, slim_model
+from proxns_core.slim import apply_mask, attach_folds, plan_from_zero_mask, round_plan, slim_model
 
 CASES = [("vgg", 11, 0.5), ("vgg", 19, 0.25), ("resnet", 20, 0.5), ("densenet", 13, 0.5)]
 
@@ -118,3 +118,24 @@ def test_a_fully_pruned_layer_keeps_its_strongest_channel_and_reports_it():
     assert plan.masks[units[2]["name"]].nonzero().flatten().tolist() == [5]
     slim = slim_model(model, plan)
     assert slim.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_rounded_plan_keeps_multiples_of_eight_by_re_keeping_the_strongest_channels():
+    model = _randomised("vgg", 11, 0.5)
+    plan = _random_plan(model)
+    rounded = round_plan(model, plan, 8)
+    for unit in model.prune_units():
+        before, after = plan.masks[unit["name"]], rounded.masks[unit["name"]]
+        total, kept = after.numel(), int(after.sum())
+        assert kept % 8 == 0 or kept == total
+        assert kept - int(before.sum()) < 8 and bool(
+            (after | ~before).all()
+        )  # a superset, fewer than 8 added
+        gamma = unit["bn"].weight.detach().abs()
+        added, still_pruned = after & ~before, ~after
+        if added.any() and still_pruned.any():
+            assert gamma[added].min() >= gamma[still_pruned].max()
+    slim = slim_model(model, rounded)
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        assert (slim.eval()(x) - apply_mask(model, rounded).eval()(x)).abs().max().item() < 1e-4
