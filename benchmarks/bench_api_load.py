@@ -28,27 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.service_stack import (  # noqa: E402
     REDIS_URL,
+    TINY_JOB,
     api_process,
     drop_redis_queue,
     percentile,
     postgres_database,
     service_env,
 )
-
-TINY_JOB = {
-    "dataset": "digits",
-    "arch": "vgg",
-    "depth": 11,
-    "width": 0.125,
-    "method": "proxns",
-    "lam": 0.05,
-    "epochs": 2,
-    "batch_size": 64,
-    "train_subset": 256,
-    "test_subset": 128,
-    "device": "cpu",
-}
-
 
 # --------------------------------------------------------------------------- load generator (own process)
 

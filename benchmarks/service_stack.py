@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,18 @@ from pathlib import Path
 import httpx
 import psycopg
 
-REPO = Path(__file__).resolve().parents[1]
+# One copy of the process helpers, shared with the service tests.
+from tests.service.service_helpers import (
+    REPO,
+    TINY_JOB,
+    forget_redis_queue,
+    free_port,
+    service_env,
+    stop_process,
+)
+
+__all__ = ["TINY_JOB", "free_port", "service_env"]
+
 PG_ADMIN_URL = os.environ.get("PROXNS_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PROXNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -35,19 +45,6 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def service_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROXNS_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update({f"PROXNS_{k.upper()}": v for k, v in settings.items()})
-    return env
 
 
 @contextlib.contextmanager
@@ -76,7 +73,7 @@ def api_process(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
         time.sleep(2.0)
         yield url
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 @contextlib.contextmanager
@@ -91,7 +88,7 @@ def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]
     try:
         yield proc
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -108,16 +105,6 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise RuntimeError(f"API at {url} not healthy after {timeout} s")
 
 
-def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
@@ -125,8 +112,4 @@ def percentile(values: list[float], q: float) -> float:
 
 def drop_redis_queue(queue: str) -> None:
     """Delete the benchmark's own queue and kombu's bindings for it (the name is unique to this run)."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(match=f"*{queue}*"):
-        client.delete(key)
+    forget_redis_queue(REDIS_URL, queue)

@@ -128,12 +128,12 @@ class _Trainer:
         )
         self.sparsity = make_sparsity(config.method, config.lam, config.beta, config.prune_ratio)
         self.sparsity.attach(self.model, self.generator)
-        self.optimizer, self.scheduler = self._optimizer(self.model, config.epochs)
+        self.optimizer, self.scheduler = self._optimizer(self.model)
         self.history: list[dict] = []
         self.checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
         self.step = 0
 
-    def _optimizer(self, model: nn.Module, epochs: int, milestones: list[int] | None = None):
+    def _optimizer(self, model: nn.Module, milestones: list[int] | None = None):
         c = self.config
         opt = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         ms = c.lr_milestones if milestones is None else milestones
@@ -241,7 +241,7 @@ class _Trainer:
         """Plain SGD on the slimmed network (NS's step 3); returns its final test accuracy."""
         n = self.config.finetune_epochs
         ms = sorted({m for m in (n // 2, n * 3 // 4) if 0 < m < n})
-        optimizer, scheduler = self._optimizer(slim, n, ms)
+        optimizer, scheduler = self._optimizer(slim, ms)
         plain = make_sparsity("baseline", 0.0)
         plain.attach(slim)
         acc = evaluate(slim, self.data)[1]
