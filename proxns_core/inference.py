@@ -1,0 +1,98 @@
+"""The inference form of a network: BN folded into the convolutions that feed it, constants precomputed.
+
+A slimmed network carries two run-time costs that FLOPs do not count: the BatchNorm after each
+convolution, and the border-exact bias map of every :class:`ConstantFold` (deleted channels' constant
+outputs). For deployment both fold away: ``BN(W*x + b + map)`` is ``(s·W)*x + s·(b − μ) + β + s·map``
+with ``s = γ/√(var + ε)``, and the map depends only on the input size, so it becomes a buffer. What
+is left per conv is one convolution with a bias, at most one add of a constant map, and the ReLU.
+:func:`freeze_for_inference` then traces and freezes that graph so no Python runs per layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+from torch import nn
+
+from .models.layers import ConstantFold, FoldableConv2d
+
+
+class BiasMap(nn.Module):
+    """A fixed per-position bias (a :class:`ConstantFold`'s map for one input size)."""
+
+    def __init__(self, bias_map: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("bias_map", bias_map.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias_map
+
+
+@torch.no_grad()
+def fuse_for_inference(model: nn.Module, input_size: int = 32) -> nn.Module:
+    """An eval-only copy of ``model`` (VGG, ResNet or DenseNet, full or slim) with every conv→BN pair
+    folded into the conv and every constant fold turned into a bias map for ``input_size`` inputs.
+
+    Outputs equal ``model.eval()``'s up to float rounding; the copy can no longer be trained or slimmed.
+    """
+    fused = copy.deepcopy(model).eval()
+    parents = {
+        id(child): (parent, name) for parent in fused.modules() for name, child in parent.named_children()
+    }
+    for unit in fused.prune_units():
+        conv, bn = unit["producer"], unit["bn"]
+        if conv is None:  # the BN reads a selection of a stream, not one conv's output
+            continue
+        _fold_bn_into_conv(conv, bn)
+        parent, name = parents[id(bn)]
+        setattr(parent, name, nn.Identity())
+    _freeze_bias_maps(fused, input_size)
+    return fused
+
+
+def _fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+    if isinstance(conv, FoldableConv2d) and conv.fold is not None:
+        conv.fold.kernel.mul_(scale.reshape(-1, 1, 1, 1))
+
+
+def _freeze_bias_maps(model: nn.Module, input_size: int) -> None:
+    """Replace each ConstantFold by the map it computes for this input size (found by one forward)."""
+    folds = [m for m in model.modules() if isinstance(m, FoldableConv2d) and isinstance(m.fold, ConstantFold)]
+    if not folds:
+        return
+    maps: dict[int, torch.Tensor] = {}
+    hooks = [
+        conv.fold.register_forward_hook(lambda m, _inp, out: maps.__setitem__(id(m), out.detach().clone()))
+        for conv in folds
+    ]
+    device = next(model.parameters()).device
+    try:
+        model(torch.zeros(1, 3, input_size, input_size, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+    for conv in folds:
+        conv.fold = BiasMap(maps[id(conv.fold)])
+
+
+@torch.no_grad()
+def freeze_for_inference(
+    model: nn.Module, input_size: int = 32, batch_size: int = 1, channels_last: bool = False
+) -> torch.jit.ScriptModule:
+    """The fused network traced and frozen by TorchScript: weights become constants and no Python runs
+    per layer. Loads with plain ``torch.jit.load`` once saved; inputs must be ``input_size`` square."""
+    fused = fuse_for_inference(model, input_size)
+    device = next(fused.parameters()).device
+    x = torch.randn(batch_size, 3, input_size, input_size, device=device)
+    if channels_last:
+        fused = fused.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.freeze(torch.jit.trace(fused, x))
