@@ -1,4 +1,8 @@
-"""Export the slimmed network: safetensors + JSON, TorchScript and ONNX, each verified on reload."""
+"""Export the slimmed network: safetensors + JSON, TorchScript and ONNX, each verified on reload.
+
+The safetensors file holds the trainable network; the TorchScript file is its inference form
+(BN folded into the convolutions, constant folds precomputed, frozen), for ``input_size`` inputs.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .inference import freeze_for_inference
 from .models import build_model
 from .slim import attach_folds
 
@@ -57,7 +62,7 @@ def export_model(model: nn.Module, meta: dict, out_dir: str | Path) -> list[dict
     _write_safetensors(model, meta, out)
     _check("safetensors", load_slim(out)(x), expected)
 
-    _write_torchscript(model, x, out / FILES["torchscript"])
+    freeze_for_inference(model, size).save(str(out / FILES["torchscript"]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         _check("torchscript", torch.jit.load(str(out / FILES["torchscript"]))(x), expected)
@@ -84,13 +89,6 @@ def _write_safetensors(model: nn.Module, meta: dict, out: Path) -> None:
     save_file(state, str(out / FILES["safetensors"]), metadata={"format_version": str(FORMAT_VERSION)})
     doc = {"format_version": FORMAT_VERSION, "weights": FILES["safetensors"], **meta}
     (out / FILES["json"]).write_text(json.dumps(doc, indent=2, default=str))
-
-
-def _write_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> None:
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, x, check_inputs=[(x[:1],)])
-    traced.save(str(path))
 
 
 def write_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:

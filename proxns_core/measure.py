@@ -63,10 +63,12 @@ def measure_latency_ms(
     warmup: int = 5,
     device: torch.device | str | None = None,
 ) -> float:
-    """Median wall time of one eval-mode forward pass, in milliseconds."""
+    """Median wall time of one eval-mode forward pass of ``model`` (a module or a frozen TorchScript
+    module, which has no ``training`` flag), in milliseconds."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
     x = torch.randn(batch_size, 3, input_size, input_size, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
@@ -78,5 +80,6 @@ def measure_latency_ms(
         model(x)
         sync()
         times.append((time.perf_counter() - t0) * 1000)
-    model.train(was_training)
+    if was_training:
+        model.train()
     return statistics.median(times)

@@ -13,6 +13,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import TensorData, load_dataset, normalize, steps_per_epoch, test_batches, train_batches
+from .inference import freeze_for_inference
 from .measure import count_flops, count_params, measure_latency_ms
 from .models import build_model
 from .slim import PrunePlan, apply_mask, round_plan, slim_model
@@ -295,8 +296,13 @@ def fit(
         "params_slim": count_params(slim),
         "flops_full": count_flops(full, INPUT_SIZE),
         "flops_slim": count_flops(slim, INPUT_SIZE),
-        "latency_full_ms": measure_latency_ms(full, 1, INPUT_SIZE),
-        "latency_slim_ms": measure_latency_ms(slim, 1, INPUT_SIZE),
+        # latency of the inference form, the one exported as TorchScript (BN folded, frozen)
+        "latency_full_ms": measure_latency_ms(
+            freeze_for_inference(full, INPUT_SIZE), 1, INPUT_SIZE, device=t.device
+        ),
+        "latency_slim_ms": measure_latency_ms(
+            freeze_for_inference(slim, INPUT_SIZE), 1, INPUT_SIZE, device=t.device
+        ),
         "layers": plan.layers(),
         "kept_forced": plan.kept_forced,
         "device": str(t.device),

@@ -60,3 +60,17 @@ def test_each_exported_file_reproduces_the_slim_network(exported):
     assert (from_safetensors - expected).abs().max().item() < 1e-5
     assert (from_torchscript - expected).abs().max().item() < 1e-4
     assert np.abs(from_onnx - expected.numpy()).max() < 1e-4
+
+
+def test_torchscript_file_is_the_frozen_inference_form(exported):
+    """BN fed by a conv is folded into it and no fold map is convolved at run time."""
+    result, _, out = exported
+    slim = result.slim_model
+    script = torch.jit.load(str(out / "slim.torchscript.pt"))
+    kinds = [n.kind() for n in script.graph.nodes()]
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in slim.modules())
+    bns = sum(isinstance(m, torch.nn.BatchNorm2d) for m in slim.modules())
+    folded = sum(1 for u in slim.prune_units() if u["producer"] is not None)
+    assert kinds.count("aten::_convolution") == convs
+    assert kinds.count("aten::batch_norm") == bns - folded < bns
+    assert not list(script.parameters())  # frozen: weights are constants
