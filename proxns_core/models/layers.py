@@ -39,13 +39,18 @@ class ConstantFold(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The map depends only on the input's size and the kernel: compute it once per size (an extra
         # convolution per layer would cost as much as the FLOPs saved on small, slimmed layers).
+        if torch.compiler.is_compiling():
+            # no Python cache inside a compiled graph (it would recompile per call): the map is an
+            # expression of constants there, which inductor folds away when freezing
+            return self._bias_map(x)
         key = (x.shape[-2], x.shape[-1], x.device, x.dtype, self.kernel._version, self.kernel.data_ptr())
         if self._cache is None or self._cache[0] != key:
-            ones = torch.ones_like(x[:1, :1])
             with torch.no_grad():
-                bias_map = F.conv2d(ones, self.kernel, stride=self.stride, padding=self.padding)
-            self._cache = (key, bias_map)
+                self._cache = (key, self._bias_map(x))
         return self._cache[1]
+
+    def _bias_map(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(torch.ones_like(x[:1, :1]), self.kernel, stride=self.stride, padding=self.padding)
 
     def __getstate__(self) -> dict:
         state = super().__getstate__().copy()

@@ -78,3 +78,22 @@ def test_frozen_vgg_keeps_no_batch_norm():
     frozen = freeze_for_inference(slim_model(model, _random_plan(model)))
     assert _graph_ops(frozen, "aten::batch_norm") == 0
     assert _graph_ops(frozen, "aten::_convolution") == 16
+
+
+def test_slim_network_compiles_once_and_matches_eager():
+    """torch.compile traces a slim network's constant folds into one graph: no recompile per call."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    model = _randomised("vgg", 11, 0.5)
+    slim = slim_model(model, _random_plan(model))
+    assert any(getattr(m, "fold", None) is not None for m in slim.modules())
+    counter = CompileCounter()
+    compiled = torch.compile(slim, backend=counter)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = slim(x)
+        outs = [compiled(x) for _ in range(5)]
+    assert counter.frame_count == 1
+    for out in outs:
+        assert (out - expected).abs().max().item() < 1e-5
