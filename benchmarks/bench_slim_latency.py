@@ -5,7 +5,9 @@ Runtimes, each applied alike to the full and the slim network:
   eager      the ``nn.Module`` as trained (BN layers, constant folds computed on the fly);
   frozen     ``freeze_for_inference``: BN folded into convs, fold maps precomputed, TorchScript-frozen;
   frozen-cl  the same in channels-last memory format;
-  onnxrt     the inference form exported to ONNX, in ONNX Runtime (CPU only).
+  onnxrt     the inference form exported to ONNX, in ONNX Runtime (CPU only);
+  compiled   opt-in: the inference form through torch.compile (inductor, freezing; about a minute
+             of compiling per network and batch on 2 cores).
 Full and slim runs alternate, so drifts in machine load hit both alike. ``--breakdown`` splits eager
 time into convolutions (the FLOPs counted) and everything else, from the PyTorch profiler.
 """
@@ -82,6 +84,12 @@ def runner(runtime: str, model: torch.nn.Module, batch: int, device: torch.devic
     if runtime in ("frozen", "frozen-cl"):
         cl = runtime == "frozen-cl"
         return torch_runner(freeze_for_inference(model, 32, batch, channels_last=cl), batch, device, cl)
+    if runtime == "compiled":
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True  # fold weights as constants, as the frozen runtime does
+        compiled = torch.compile(fuse_for_inference(model, 32), dynamic=False)
+        return torch_runner(compiled, batch, device)
     return onnx_runner(model, batch)
 
 
