@@ -40,7 +40,7 @@ def main() -> None:
     common = {**COMMON, "seed": args.seed, "device": args.device}
     t0 = time.perf_counter()
     results = []
-    base = fit(TrainConfig(**common, method="baseline")).result
+    base = fit(TrainConfig(**common, method="baseline")).result.model_dump()
     results.append({"method": "baseline", "result": base})
     lines = [
         "| run | channels pruned | accuracy, unpruned | slimmed, no fine-tuning | slimmed + fine-tuned | "
@@ -50,7 +50,7 @@ def main() -> None:
     ]
     print(lines[-1], flush=True)
     for lam in lams:
-        prox = fit(TrainConfig(**common, method="proxns", lam=lam, beta=100)).result
+        prox = fit(TrainConfig(**common, method="proxns", lam=lam, beta=100)).result.model_dump()
         share = prox["pruned_fraction"]
         ns = fit(
             TrainConfig(
@@ -60,7 +60,7 @@ def main() -> None:
                 prune_ratio=max(share, 1e-3),
                 finetune_epochs=args.finetune_epochs,
             )
-        ).result
+        ).result.model_dump()
         results += [
             {"method": "proxns", "lam": lam, "result": prox},
             {"method": "ns", "lam": 0.02, "result": ns},

@@ -6,7 +6,6 @@ CIFAR-10/100 and SVHN come from ``data_root`` through torchvision; ``digits`` is
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +14,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .spec import DATASET_FILES, INPUT_SIZE, dataset_status, resolve_data_root
+
+__all__ = ["DatasetNotFoundError", "TensorData", "dataset_status", "load_dataset", "resolve_data_root"]
+
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "digits": 10, "synthetic": 10}
 DIGITS_TEST_SIZE = 360
 SYNTHETIC_DEFAULT = (1024, 512)
-# Files torchvision needs under data_root, per data set.
-REQUIRED_FILES = {
-    "cifar10": ["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"],
-    "cifar100": ["cifar-100-python/train", "cifar-100-python/test"],
-    "svhn": ["train_32x32.mat", "test_32x32.mat"],
-}
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -52,24 +49,6 @@ class TensorData:
         return self
 
 
-def resolve_data_root(data_root: str | None) -> Path:
-    """``data_root``, else $PROXNS_DATA_ROOT, else ./data."""
-    return Path(data_root or os.environ.get("PROXNS_DATA_ROOT") or "data").expanduser()
-
-
-def dataset_status(name: str, data_root: str | None = None) -> tuple[bool, str]:
-    """Whether ``name`` can be loaded here without downloading, and why not."""
-    if name in ("digits", "synthetic"):
-        return True, "bundled" if name == "digits" else "generated"
-    if name not in REQUIRED_FILES:
-        return False, f"unknown dataset {name!r}"
-    root = resolve_data_root(data_root)
-    missing = [f for f in REQUIRED_FILES[name] if not (root / f).exists()]
-    if missing:
-        return False, f"missing {', '.join(str(root / f) for f in missing)}"
-    return True, f"found in {root}"
-
-
 def load_dataset(
     name: str,
     data_root: str | None = None,
@@ -82,7 +61,7 @@ def load_dataset(
         data = _digits()
     elif name == "synthetic":
         data = _synthetic(train_subset or SYNTHETIC_DEFAULT[0], test_subset or SYNTHETIC_DEFAULT[1])
-    elif name in REQUIRED_FILES:
+    elif name in DATASET_FILES:
         data = _torchvision(name, resolve_data_root(data_root), download)
     else:
         raise ValueError(f"unknown dataset {name!r}: allowed {', '.join(NUM_CLASSES)}")
@@ -131,7 +110,11 @@ def _digits() -> TensorData:
 
     digits = load_digits()
     x = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
-    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False).clamp_(0, 1).repeat(1, 3, 1, 1)
+    x = (
+        F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        .clamp_(0, 1)
+        .repeat(1, 3, 1, 1)
+    )
     y = torch.from_numpy(digits.target.astype(np.int64))
     # One fixed stratified split (1437 train / 360 test), whatever the run's seed.
     tr, te = train_test_split(
@@ -147,7 +130,10 @@ def _synthetic(n_train: int, n_test: int, num_classes: int = 10, seed: int = 123
     """Each class is a smooth random colour pattern; samples add noise and a small random shift."""
     g = torch.Generator().manual_seed(seed)
     protos = F.interpolate(
-        torch.rand(num_classes, 3, 4, 4, generator=g), size=(32, 32), mode="bilinear", align_corners=False
+        torch.rand(num_classes, 3, 4, 4, generator=g),
+        size=(INPUT_SIZE, INPUT_SIZE),
+        mode="bilinear",
+        align_corners=False,
     )
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:

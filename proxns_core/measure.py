@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .models.layers import ConstantFold
+from .spec import INPUT_SIZE
 
 
 def count_params(model: nn.Module) -> int:
@@ -17,7 +18,7 @@ def count_params(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def count_flops(model: nn.Module, input_size: int = 32, channels: int = 3) -> int:
+def count_flops(model: nn.Module, input_size: int = INPUT_SIZE, channels: int = 3) -> int:
     """Multiply-adds of one image through every conv and linear layer (folded constants included)."""
     total = 0
 
@@ -58,7 +59,7 @@ def count_flops(model: nn.Module, input_size: int = 32, channels: int = 3) -> in
 def measure_latency_ms(
     model: nn.Module,
     batch_size: int = 1,
-    input_size: int = 32,
+    input_size: int = INPUT_SIZE,
     repeats: int = 30,
     warmup: int = 5,
     device: torch.device | str | None = None,

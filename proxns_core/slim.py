@@ -2,7 +2,7 @@
 
 A deleted channel (γ = 0) still outputs the constant ReLU(b) in eval mode. Before deleting it we fold
 that constant into its consumer: a linear layer's bias, or a convolution's :class:`ConstantFold`,
-which is exact at the zero-padded borders too (PAPER.md, "What a slimmed channel leaves behind").
+which is exact at the zero-padded borders too (docs/method.md, "What a slimmed channel leaves behind").
 """
 
 from __future__ import annotations

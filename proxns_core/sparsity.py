@@ -2,7 +2,7 @@
 
 - ``baseline``: plain SGD, nothing pruned.
 - ``ns``: network slimming, λ·sign(γ) added to every BN γ gradient; prune a global |γ| percentile.
-- ``proxns``: proximal NS, the PALM updates of PAPER.md on (γ, ξ); prune exactly the channels with ξ = 0.
+- ``proxns``: proximal NS, the PALM updates of docs/method.md on (γ, ξ); prune exactly the channels with ξ = 0.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .slim import PrunePlan, bn_layers, plan_by_threshold, plan_from_zero_mask
+from .spec import TrainConfig
 
 
 def soft_threshold(v: torch.Tensor, tau: float) -> torch.Tensor:
@@ -95,7 +96,7 @@ class ProximalNS(SparsityMethod):
         super().attach(model)
         n = sum(g.numel() for g in self.gammas)
         device = self.gammas[0].device
-        # ξ starts uniform in [0.47, 0.53] (PAPER.md), drawn on the CPU generator so runs are reproducible.
+        # ξ starts uniform in [0.47, 0.53] (docs/method.md), drawn on the CPU generator so runs are reproducible.
         xi = torch.rand(n, generator=generator) * 0.06 + 0.47
         self.xi = xi.to(device=device, dtype=self.gammas[0].dtype)
         self._sizes = [g.numel() for g in self.gammas]
@@ -122,14 +123,10 @@ class ProximalNS(SparsityMethod):
         self.xi = state["xi"].to(device=self.gammas[0].device, dtype=self.gammas[0].dtype)
 
 
-def make_sparsity(
-    method: str, lam: float, beta: float | None = None, prune_ratio: float | None = None
-) -> SparsityMethod:
-    """The sparsity object of a config's ``method``."""
-    if method == "baseline":
-        return SparsityMethod(0.0)
-    if method == "ns":
-        return NetworkSlimming(lam, prune_ratio if prune_ratio is not None else 0.7)
-    if method == "proxns":
-        return ProximalNS(lam, beta if beta is not None else 100.0)
-    raise ValueError(f"unknown method {method!r}: allowed baseline, ns, proxns")
+def make_sparsity(config: TrainConfig) -> SparsityMethod:
+    """The sparsity object of a resolved config's ``method``, with its λ, β and prune ratio."""
+    if config.method == "ns":
+        return NetworkSlimming(config.lam, config.prune_ratio)
+    if config.method == "proxns":
+        return ProximalNS(config.lam, config.beta)
+    return SparsityMethod(0.0)

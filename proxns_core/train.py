@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -11,30 +12,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TrainConfig
 from .data import TensorData, load_dataset, normalize, steps_per_epoch, test_batches, train_batches
 from .inference import freeze_for_inference
 from .measure import count_flops, count_params, measure_latency_ms
 from .models import build_model
 from .slim import PrunePlan, apply_mask, round_plan, slim_model
 from .sparsity import SparsityMethod, make_sparsity
-
-STOP_CHECK_EVERY = 1  # steps between should_stop() calls (the contract: at most 20); callbacks throttle
-CHECKPOINT_NAME = "checkpoint.pt"
-INPUT_SIZE = 32
+from .spec import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_PARTIAL,
+    INPUT_SIZE,
+    EpochMetrics,
+    LayerChannels,
+    Result,
+    TrainConfig,
+    default_milestones,
+)
 
 
 class Callbacks:
     """Hooks ``fit`` calls; subclass and override what you need."""
 
-    def on_epoch_end(self, metrics: dict) -> None:
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
         """After every epoch (training and fine-tuning) with that epoch's metrics."""
 
     def on_step(self, step: int, total_steps: int) -> None:
         """After every optimizer step; ``step`` counts over training and fine-tuning."""
 
     def should_stop(self) -> bool:
-        """Consulted every few steps; return True to stop (``fit`` raises :class:`TrainingStopped`)."""
+        """Consulted before every step (throttle it yourself); True stops ``fit`` (:class:`TrainingStopped`)."""
         return False
 
 
@@ -48,15 +54,19 @@ class TrainingStopped(Exception):
 
 @dataclass
 class FitResult:
-    """What ``fit`` returns: the config, per-epoch history, result fields and both networks."""
+    """What ``fit`` returns: the config, per-epoch history, result and both networks."""
 
     config: TrainConfig
-    history: list[dict]
-    result: dict
+    history: list[EpochMetrics]
+    result: Result
     full_model: nn.Module
     slim_model: nn.Module
     plan: PrunePlan
     meta: dict = field(default_factory=dict)
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The config asks for a device this machine does not have."""
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -66,14 +76,19 @@ def resolve_device(spec: str) -> torch.device:
     device = torch.device(spec)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(
+            raise DeviceUnavailableError(
                 f"device {spec!r} requested but CUDA is not available on this machine; use cpu or auto"
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise DeviceUnavailableError(
                 f"device {spec!r} requested but only {torch.cuda.device_count()} GPU(s) are visible"
             )
     return device
+
+
+def _finite(value: float) -> float | None:
+    """NaN and infinities (a diverged run) become None: JSON clients cannot read them."""
+    return value if math.isfinite(value) else None
 
 
 @torch.no_grad()
@@ -127,11 +142,11 @@ class _Trainer:
         self.model = build_model(config.arch, config.depth, self.data.num_classes, width=config.width).to(
             self.device
         )
-        self.sparsity = make_sparsity(config.method, config.lam, config.beta, config.prune_ratio)
+        self.sparsity = make_sparsity(config)
         self.sparsity.attach(self.model, self.generator)
         self.optimizer, self.scheduler = self._optimizer(self.model)
-        self.history: list[dict] = []
-        self.checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+        self.history: list[EpochMetrics] = []
+        self.checkpoint = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
         self.step = 0
 
     def _optimizer(self, model: nn.Module, milestones: list[int] | None = None):
@@ -146,7 +161,7 @@ class _Trainer:
         lr = optimizer.param_groups[0]["lr"]
         total, count = torch.zeros((), device=self.device), 0
         for x, y in train_batches(self.data, self.config.batch_size, self.generator):
-            if self.step % STOP_CHECK_EVERY == 0 and self.cb.should_stop():
+            if self.cb.should_stop():
                 raise TrainingStopped(len(self.history))
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x), y)
@@ -169,20 +184,20 @@ class _Trainer:
         model: nn.Module,
         sparsity: SparsityMethod,
         seconds: float,
-    ) -> dict:
+    ) -> EpochMetrics:
         test_loss, test_acc = evaluate(model, self.data)
-        metrics = {
-            "phase": phase,
-            "epoch": epoch,
-            "epochs": self.config.epochs + self.config.finetune_epochs,
-            "lr": lr,
-            "train_loss": train_loss,
-            "objective": train_loss + sparsity.penalty(),
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "zero_fraction": sparsity.zero_fraction(),
-            "seconds": seconds,
-        }
+        metrics = EpochMetrics(
+            phase=phase,
+            epoch=epoch,
+            epochs=self.config.epochs + self.config.finetune_epochs,
+            lr=lr,
+            train_loss=_finite(train_loss),
+            objective=_finite(train_loss + sparsity.penalty()),
+            test_loss=_finite(test_loss),
+            test_acc=test_acc,
+            zero_fraction=sparsity.zero_fraction(),
+            seconds=seconds,
+        )
         self.history.append(metrics)
         return metrics
 
@@ -200,9 +215,9 @@ class _Trainer:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "history": self.history,
+            "history": [m.model_dump() for m in self.history],
         }
-        tmp = self.checkpoint.with_suffix(".tmp")
+        tmp = self.checkpoint.with_name(CHECKPOINT_PARTIAL)
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint)
 
@@ -222,7 +237,7 @@ class _Trainer:
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.history = state["history"]
+        self.history = [EpochMetrics.model_validate(m) for m in state["history"]]
         self.step = state["epoch"] * self.steps_per_epoch
         return True
 
@@ -241,9 +256,8 @@ class _Trainer:
     def finetune(self, slim: nn.Module) -> float:
         """Plain SGD on the slimmed network (NS's step 3); returns its final test accuracy."""
         n = self.config.finetune_epochs
-        ms = sorted({m for m in (n // 2, n * 3 // 4) if 0 < m < n})
-        optimizer, scheduler = self._optimizer(slim, ms)
-        plain = make_sparsity("baseline", 0.0)
+        optimizer, scheduler = self._optimizer(slim, default_milestones(n))
+        plain = SparsityMethod()
         plain.attach(slim)
         acc = evaluate(slim, self.data)[1]
         for e in range(n):
@@ -254,7 +268,7 @@ class _Trainer:
             metrics = self.record(
                 "finetune", self.config.epochs + e + 1, lr, train_loss, slim, plain, time.perf_counter() - t0
             )
-            acc = metrics["test_acc"]
+            acc = metrics.test_acc
             self.cb.on_epoch_end(metrics)
         if self.config.precise_bn:
             recalibrate_bn(slim, self.data, self.config.batch_size)
@@ -285,28 +299,28 @@ def fit(
     acc_slim = evaluate(slim, t.data)[1]
     acc_finetuned = t.finetune(slim) if config.finetune_epochs else None
     slim.eval()
-    result = {
-        "acc_full": acc_full,
-        "acc_slim": acc_slim,
-        "acc_finetuned": acc_finetuned,
-        "channels_total": plan.channels_total,
-        "channels_pruned": plan.channels_pruned,
-        "pruned_fraction": plan.channels_pruned / plan.channels_total,
-        "params_full": count_params(full),
-        "params_slim": count_params(slim),
-        "flops_full": count_flops(full, INPUT_SIZE),
-        "flops_slim": count_flops(slim, INPUT_SIZE),
-        # latency of the inference form, the one exported as TorchScript (BN folded, frozen)
-        "latency_full_ms": measure_latency_ms(
+    result = Result(
+        acc_full=acc_full,
+        acc_slim=acc_slim,
+        acc_finetuned=acc_finetuned,
+        channels_total=plan.channels_total,
+        channels_pruned=plan.channels_pruned,
+        pruned_fraction=plan.channels_pruned / plan.channels_total,
+        params_full=count_params(full),
+        params_slim=count_params(slim),
+        flops_full=count_flops(full, INPUT_SIZE),
+        flops_slim=count_flops(slim, INPUT_SIZE),
+        # latency of the inference form (BN folded, frozen), the one exported as .pt2 and TorchScript
+        latency_full_ms=measure_latency_ms(
             freeze_for_inference(full, INPUT_SIZE), 1, INPUT_SIZE, device=t.device
         ),
-        "latency_slim_ms": measure_latency_ms(
+        latency_slim_ms=measure_latency_ms(
             freeze_for_inference(slim, INPUT_SIZE), 1, INPUT_SIZE, device=t.device
         ),
-        "layers": plan.layers(),
-        "kept_forced": plan.kept_forced,
-        "device": str(t.device),
-    }
+        layers=[LayerChannels(**layer) for layer in plan.layers()],
+        kept_forced=plan.kept_forced,
+        device=str(t.device),
+    )
     meta = {
         "arch": config.arch,
         "depth": config.depth,

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..spec import check_depth
 from .layers import ChannelSelection, FoldableConv2d, init_weights, scaled
 
 
@@ -55,7 +56,7 @@ class DenseNet(nn.Module):
 
     def __init__(self, depth: int = 40, num_classes: int = 10, cfg: list | None = None, width: float = 1.0):
         super().__init__()
-        assert (depth - 4) % 3 == 0 and depth >= 7, "DenseNet depth must be 3n+4"
+        check_depth("densenet", depth)
         self.depth = depth
         n = (depth - 4) // 3
         growth = scaled(12, width)

@@ -82,7 +82,7 @@ class FoldableConv2d(nn.Conv2d):
 
 
 def init_weights(model: nn.Module) -> None:
-    """Initialisation of PAPER.md: BN γ = 0.5, bias 0; He-normal convs; small-normal linear."""
+    """Initialisation of docs/method.md: BN γ = 0.5, bias 0; He-normal convs; small-normal linear."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -1,4 +1,4 @@
-"""Pre-activation bottleneck ResNet (depth 9n+2) with channel selection, as in PAPER.md."""
+"""Pre-activation bottleneck ResNet (depth 9n+2) with channel selection, as in docs/method.md."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..spec import check_depth
 from .layers import ChannelSelection, FoldableConv2d, init_weights, scaled
 
 
@@ -56,7 +57,7 @@ class ResNet(nn.Module):
 
     def __init__(self, depth: int = 164, num_classes: int = 10, cfg: list | None = None, width: float = 1.0):
         super().__init__()
-        assert (depth - 2) % 9 == 0 and depth >= 11, "ResNet depth must be 9n+2"
+        check_depth("resnet", depth)
         self.depth = depth
         n = (depth - 2) // 9
         self.cfg = list(cfg) if cfg is not None else default_resnet_cfg(depth, width)

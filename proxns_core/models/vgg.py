@@ -1,18 +1,12 @@
-"""VGG with batch normalisation for 32×32 inputs (PAPER.md: cfg, then 2×2 average pooling and one linear layer)."""
+"""VGG with batch normalisation for 32×32 inputs (docs/method.md: cfg, then 2×2 average pooling and one linear layer)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..spec import VGG_CFGS, check_depth
 from .layers import FoldableConv2d, init_weights, scaled
-
-VGG_CFGS: dict[int, list[int | str]] = {
-    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
-    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
-    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
-    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
-}
 
 
 def default_vgg_cfg(depth: int, width: float = 1.0) -> list[int | str]:
@@ -25,6 +19,7 @@ class VGG(nn.Module):
 
     def __init__(self, depth: int = 19, num_classes: int = 10, cfg: list | None = None, width: float = 1.0):
         super().__init__()
+        check_depth("vgg", depth)
         self.depth = depth
         self.cfg = list(cfg) if cfg is not None else default_vgg_cfg(depth, width)
         layers: list[nn.Module] = []

@@ -1,10 +1,10 @@
-"""TrainConfig: defaults from PAPER.md, and clear field-named errors for invalid input."""
+"""TrainConfig: defaults from docs/method.md, and clear field-named errors for invalid input."""
 
 import pytest
 from pydantic import ValidationError
 
 from proxns_core import TrainConfig
-from proxns_core.config import valid_depths
+from proxns_core.spec import valid_depths
 
 
 def _errors(**kw):

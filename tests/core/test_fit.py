@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from proxns_core import Callbacks, TrainConfig, TrainingStopped, fit
+from proxns_core import Callbacks, DeviceUnavailableError, TrainConfig, TrainingStopped, fit
 
 TINY = dict(
     dataset="synthetic",
@@ -26,7 +26,7 @@ class Recorder(Callbacks):
         self.stop_after_step = stop_after_step
 
     def on_epoch_end(self, m):
-        self.epochs.append(m)
+        self.epochs.append(m.model_dump())
 
     def on_step(self, step, total):
         self.steps.append((step, total))
@@ -38,7 +38,7 @@ class Recorder(Callbacks):
 
 @pytest.mark.slow
 def test_proxns_on_digits_prunes_most_channels_and_slim_network_keeps_accuracy():
-    """PAPER.md's setting: VGG-11 ×0.25, λ = 0.5, β = 100, 20 epochs, batch 64, lr 0.1, no fine-tuning."""
+    """docs/method.md's setting: VGG-11 ×0.25, λ = 0.5, β = 100, 20 epochs, batch 64, lr 0.1, no fine-tuning."""
     config = TrainConfig(
         dataset="digits",
         arch="vgg",
@@ -53,10 +53,10 @@ def test_proxns_on_digits_prunes_most_channels_and_slim_network_keeps_accuracy()
         device="cpu",
     )
     out = fit(config)
-    r = out.result
+    r = out.result.model_dump()
     assert r["channels_total"] == 688
     assert r["pruned_fraction"] >= 0.60  # channels whose ξ is exactly 0
-    assert out.history[-1]["zero_fraction"] == pytest.approx(r["pruned_fraction"])
+    assert out.history[-1].zero_fraction == pytest.approx(r["pruned_fraction"])
     assert r["acc_slim"] >= 0.95  # on the 360 test images, without fine-tuning
     assert r["acc_finetuned"] is None
     assert r["params_slim"] < 0.2 * r["params_full"] and r["flops_slim"] < 0.2 * r["flops_full"]
@@ -85,7 +85,7 @@ def test_fit_reports_every_epoch_with_all_metrics_and_result_fields():
     assert [m["lr"] for m in rec.epochs[:4]] == pytest.approx([0.1, 0.1, 0.01, 0.001])
     steps_per_epoch = 192 // 32
     assert rec.steps[-1] == (6 * steps_per_epoch, 6 * steps_per_epoch)
-    r = out.result
+    r = out.result.model_dump()
     assert r["channels_pruned"] == int(0.5 * r["channels_total"])
     assert r["acc_finetuned"] is not None and 0 <= r["acc_finetuned"] <= 1
     assert sum(layer["total"] for layer in r["layers"]) == r["channels_total"]
@@ -95,8 +95,8 @@ def test_fit_reports_every_epoch_with_all_metrics_and_result_fields():
 
 def test_synthetic_data_is_learnable():
     out = fit(TrainConfig(**{**TINY, "epochs": 10}, method="baseline"))
-    assert out.result["acc_full"] >= 0.8  # ten classes: chance is 0.1
-    assert out.result["channels_pruned"] == 0 and out.result["acc_slim"] == out.result["acc_full"]
+    assert out.result.acc_full >= 0.8  # ten classes: chance is 0.1
+    assert out.result.channels_pruned == 0 and out.result.acc_slim == out.result.acc_full
 
 
 def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path):
@@ -112,10 +112,10 @@ def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_run_does(tmp_pa
     resumed_rec = Recorder()
     resumed = fit(config, resumed_rec, checkpoint_dir=str(tmp_path), resume=True)
     assert [m["epoch"] for m in resumed_rec.epochs] == [2, 3, 4]
-    strip = [{k: v for k, v in m.items() if k != "seconds"} for m in reference.history]
-    assert [{k: v for k, v in m.items() if k != "seconds"} for m in resumed.history] == strip
+    strip = [m.model_dump(exclude={"seconds"}) for m in reference.history]
+    assert [m.model_dump(exclude={"seconds"}) for m in resumed.history] == strip
     for key in ("acc_full", "acc_slim", "channels_pruned", "params_slim", "flops_slim"):
-        assert resumed.result[key] == reference.result[key], key
+        assert getattr(resumed.result, key) == getattr(reference.result, key), key
 
 
 def test_should_stop_is_consulted_at_least_every_20_steps():
@@ -127,5 +127,5 @@ def test_should_stop_is_consulted_at_least_every_20_steps():
 def test_cuda_request_without_a_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+    with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
         fit(TrainConfig(**{**TINY, "device": "cuda"}, method="baseline"))

@@ -1,4 +1,4 @@
-"""The sparsity methods against PAPER.md's closed-form updates, checked by an independent NumPy version."""
+"""The sparsity methods against docs/method.md's closed-form updates, checked by an independent NumPy version."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from proxns_core.sparsity import NetworkSlimming, ProximalNS, soft_threshold
 
 
 def numpy_palm_step(gamma_tilde, xi, lr, lam, beta):
-    """PAPER.md: γ = (αγ̃ + βξ)/(α+β); ξ = S_{λ/(α+β)}((αξ + βγ)/(α+β)), α = 1/lr."""
+    """docs/method.md: γ = (αγ̃ + βξ)/(α+β); ξ = S_{λ/(α+β)}((αξ + βγ)/(α+β)), α = 1/lr."""
     alpha = 1.0 / lr
     gamma = (alpha * gamma_tilde + beta * xi) / (alpha + beta)
     v = (alpha * xi + beta * gamma) / (alpha + beta)
@@ -40,7 +40,7 @@ def test_proxns_update_matches_numpy_reference_over_steps_with_lr_decay():
     lam, beta = 2.0, 100.0
     method = ProximalNS(lam=lam, beta=beta)
     method.attach(model, torch.Generator().manual_seed(1))
-    assert method.xi.min() >= 0.47 and method.xi.max() <= 0.53  # PAPER.md's initialisation
+    assert method.xi.min() >= 0.47 and method.xi.max() <= 0.53  # docs/method.md's initialisation
     with torch.no_grad():  # half the channels start weak, so only they can reach ξ = 0
         method.xi[::2] = 0.01
         for bn in bn_layers(model):

@@ -1,0 +1,438 @@
+"""The contract of ProxNS Lab, defined once: what goes in (``TrainConfig``) and what comes out
+(``Result``, ``EpochMetrics``, job statuses, artifact formats), with the rules that tie them together.
+
+Torch-free on purpose: the API, the store, the HTTP client and the dashboard (through
+``GET /api/meta`` and OpenAPI) all read this module, and none of them may pay for importing torch.
+Everything here imports pydantic and the standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+# --------------------------------------------------------------------------- names
+
+Dataset = Literal["cifar10", "cifar100", "svhn", "digits", "synthetic"]
+Arch = Literal["vgg", "resnet", "densenet"]
+Method = Literal["baseline", "ns", "proxns"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Phase = Literal["train", "finetune"]
+ArtifactFormatName = Literal["safetensors", "json", "pt2", "torchscript", "onnx"]
+
+DATASETS: tuple[str, ...] = Dataset.__args__
+ARCHS: tuple[str, ...] = Arch.__args__
+METHODS: tuple[str, ...] = Method.__args__
+JOB_STATUSES: tuple[str, ...] = JobStatus.__args__
+#: Statuses a job never leaves.
+FINISHED_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+PHASES: tuple[str, ...] = Phase.__args__
+
+#: Most epochs a config may ask for (training and fine-tuning each).
+MAX_EPOCHS = 1000
+#: Side of the square input images every data set is brought to.
+INPUT_SIZE = 32
+#: A run's checkpoint in its folder (``proxns train --out``, a job's folder in the artifact store),
+#: and the partial file it is written to before an atomic rename.
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_PARTIAL = "checkpoint.tmp"
+
+# --------------------------------------------------------------------------- which method takes which field
+
+#: For each method, the method-specific config fields it takes. A field listed for some method
+#: and not for another is refused by the validators, dropped by the sweep expander and hidden by
+#: the form for the other method (``GET /api/meta`` serves this table as ``method_fields``).
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "baseline": (),
+    "ns": ("lam", "prune_ratio"),
+    "proxns": ("lam", "beta"),
+}
+#: The config fields whose applicability depends on the method.
+METHOD_SPECIFIC_FIELDS: tuple[str, ...] = tuple(
+    dict.fromkeys(f for fields in METHOD_FIELDS.values() for f in fields)
+)
+
+# --------------------------------------------------------------------------- architectures and depths
+
+
+@dataclass(frozen=True)
+class DepthRule:
+    """Valid depths of one architecture: an explicit set, or ``step·n + offset`` with n ≥ 1."""
+
+    explicit: tuple[int, ...] = ()
+    step: int = 0
+    offset: int = 0
+    text: str = ""
+
+    def allows(self, depth: int) -> bool:
+        if self.explicit:
+            return depth in self.explicit
+        return depth >= self.step + self.offset and (depth - self.offset) % self.step == 0
+
+    def depths(self, limit: int = 300) -> list[int]:
+        if self.explicit:
+            return list(self.explicit)
+        return list(range(self.step + self.offset, limit + 1, self.step))
+
+
+#: Conv widths of VGG-depth ("M": 2×2 max-pooling); its keys are VGG's valid depths. Plain data, so
+#: the depth rule below needs no torch; ``proxns_core.models.vgg`` builds the networks from it.
+VGG_CFGS: dict[int, list[int | str]] = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
+}
+
+#: The model classes check their depth against these rules (``check_depth``); a test checks that
+#: the smallest depths of each rule build and the next integer is refused.
+DEPTH_RULES: dict[str, DepthRule] = {
+    "vgg": DepthRule(explicit=tuple(VGG_CFGS), text="one of " + ", ".join(map(str, VGG_CFGS))),
+    "resnet": DepthRule(step=9, offset=2, text="9n+2 with n >= 1 (11, 20, 29, ..., 164, ...)"),
+    "densenet": DepthRule(step=3, offset=4, text="3n+4 with n >= 1 (7, 10, 13, ..., 40, ...)"),
+}
+
+
+def valid_depths(arch: str, limit: int = 300) -> list[int]:
+    """Valid depths of ``arch`` up to ``limit``."""
+    return DEPTH_RULES[arch].depths(limit)
+
+
+def depth_rule(arch: str) -> str:
+    """Human-readable rule for the depths of ``arch``."""
+    return DEPTH_RULES[arch].text
+
+
+def check_depth(arch: str, depth: int) -> None:
+    """Raise ``ValueError`` naming the rule when ``depth`` is not a valid depth of ``arch``."""
+    if arch not in DEPTH_RULES:
+        raise ValueError(f"unknown arch {arch!r}: allowed {', '.join(ARCHS)}")
+    if not DEPTH_RULES[arch].allows(depth):
+        raise ValueError(f"depth {depth} is not valid for {arch}: allowed {depth_rule(arch)}")
+
+
+# --------------------------------------------------------------------------- published defaults
+
+# Published settings (docs/method.md, "Reference settings").
+DEFAULT_DEPTH = {"vgg": 19, "resnet": 164, "densenet": 40}
+DEFAULT_LAM = {
+    "proxns": {"vgg": 0.0045, "densenet": 0.004, "resnet": 0.002},
+    "ns": {"vgg": 1e-4, "densenet": 1e-5, "resnet": 1e-5},
+    "baseline": {"vgg": 0.0, "densenet": 0.0, "resnet": 0.0},
+}
+DEFAULT_BETA = {"vgg": 100.0, "densenet": 100.0, "resnet": 0.25}
+DEFAULT_PRUNE_RATIO = {"vgg": 0.7, "densenet": 0.4, "resnet": 0.4}
+_METHOD_DEFAULTS = {"lam": DEFAULT_LAM, "beta": DEFAULT_BETA, "prune_ratio": DEFAULT_PRUNE_RATIO}
+
+
+def method_default(name: str, method: str, arch: str) -> float | None:
+    """The published default of method-specific field ``name`` for ``method`` on ``arch``.
+
+    None where the method does not take the field, except λ of the baseline, which is 0.
+    """
+    table = _METHOD_DEFAULTS[name]
+    if name == "lam":
+        return table[method][arch]
+    return table[arch] if name in METHOD_FIELDS[method] else None
+
+
+def default_milestones(epochs: int) -> list[int]:
+    """The epochs after which lr is divided by 10 by default: 50 % and 75 % of ``epochs``."""
+    return sorted({m for m in (epochs // 2, epochs * 3 // 4) if 0 < m < epochs})
+
+
+# --------------------------------------------------------------------------- artifact formats
+
+
+@dataclass(frozen=True)
+class ArtifactFormat:
+    """One file a finished job exports."""
+
+    format: str
+    file: str
+    media_type: str
+    description: str
+
+
+ARTIFACT_FORMATS: dict[str, ArtifactFormat] = {
+    f.format: f
+    for f in (
+        ArtifactFormat(
+            "safetensors",
+            "slim.safetensors",
+            "application/octet-stream",
+            "Weights of the slim network; load with proxns_core.load_slim beside slim.json.",
+        ),
+        ArtifactFormat(
+            "json",
+            "slim.json",
+            "application/json",
+            "Architecture of the slim network (arch, depth, cfg, normalisation) for proxns_core.load_slim.",
+        ),
+        ArtifactFormat(
+            "pt2",
+            "slim.pt2",
+            "application/octet-stream",
+            "Inference form for today's PyTorch: torch.export.load(path).module(); no project code.",
+        ),
+        ArtifactFormat(
+            "torchscript",
+            "slim.torchscript.pt",
+            "application/octet-stream",
+            "Frozen inference form for older runtimes: torch.jit.load(path); no project code.",
+        ),
+        ArtifactFormat(
+            "onnx",
+            "slim.onnx",
+            "application/onnx",
+            "ONNX (opset 17, dynamic batch, input 'input', output 'logits') for ONNX Runtime.",
+        ),
+    )
+}
+assert tuple(ARTIFACT_FORMATS) == ArtifactFormatName.__args__
+
+# --------------------------------------------------------------------------- data sets on disk
+
+#: Files torchvision needs under the data root, per data set that is not bundled or generated.
+DATASET_FILES = {
+    "cifar10": ["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"],
+    "cifar100": ["cifar-100-python/train", "cifar-100-python/test"],
+    "svhn": ["train_32x32.mat", "test_32x32.mat"],
+}
+
+
+def resolve_data_root(data_root: str | None) -> Path:
+    """``data_root``, else $PROXNS_DATA_ROOT, else ./data."""
+    return Path(data_root or os.environ.get("PROXNS_DATA_ROOT") or "data").expanduser()
+
+
+def dataset_status(name: str, data_root: str | None = None) -> tuple[bool, str]:
+    """Whether ``name`` can be loaded here without downloading, and why not."""
+    if name in ("digits", "synthetic"):
+        return True, "bundled" if name == "digits" else "generated"
+    if name not in DATASET_FILES:
+        return False, f"unknown dataset {name!r}"
+    root = resolve_data_root(data_root)
+    missing = [f for f in DATASET_FILES[name] if not (root / f).exists()]
+    if missing:
+        return False, f"missing {', '.join(str(root / f) for f in missing)}"
+    return True, f"found in {root}"
+
+
+# --------------------------------------------------------------------------- the input
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+class TrainConfig(BaseModel):
+    """One pruning job: data, architecture, sparsity method and optimiser settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Dataset = Field("cifar10", description="Training data set.")
+    data_root: str | None = Field(
+        None, description="Folder holding the data set files; default $PROXNS_DATA_ROOT or ./data."
+    )
+    download: bool = Field(False, description="Let torchvision download a missing data set.")
+    arch: Arch = Field("vgg", description="vgg (with BN), resnet (pre-activation bottleneck), densenet.")
+    depth: int | None = Field(None, description="Network depth; default 19 / 164 / 40 by arch.")
+    width: float = Field(1.0, gt=0, le=4, description="Channel width multiplier (small runs: 0.25).")
+    method: Method = Field("proxns", description="baseline, ns (network slimming) or proxns.")
+    lam: float | None = Field(None, ge=0, le=10, description="λ, the ℓ1 weight; default by method and arch.")
+    beta: float | None = Field(None, gt=0, le=1e6, description="β, the coupling weight (proxns only).")
+    prune_ratio: float | None = Field(
+        None, gt=0, lt=1, description="Share of channels NS prunes by global |γ| threshold (ns only)."
+    )
+    epochs: int = Field(160, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(64, ge=1, le=4096)
+    lr: float = Field(0.1, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0, lt=1)
+    lr_milestones: list[int] | None = Field(
+        None, description="Epochs after which lr is divided by 10; default 50 % and 75 % of epochs."
+    )
+    finetune_epochs: int = Field(0, ge=0, le=MAX_EPOCHS)
+    channel_multiple: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Round each slimmed layer's kept channels up to a multiple of this (16 matches "
+        "AVX-512 CPUs' convolution blocks, 8 GPU tensor cores), re-keeping its strongest pruned "
+        "channels; 1 prunes exactly.",
+    )
+    precise_bn: bool = Field(
+        True,
+        description="Re-estimate BN running statistics on the training data before the final measurements "
+        "(no learned weight changes); the running averages lag behind a network whose γ shrink.",
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    train_subset: int | None = Field(None, ge=1, description="Use only this many training images.")
+    test_subset: int | None = Field(None, ge=1, description="Use only this many test images.")
+
+    @field_validator("depth")
+    @classmethod
+    def _check_depth(cls, depth: int | None, info: ValidationInfo) -> int | None:
+        arch = info.data.get("arch")
+        if depth is not None and arch is not None:
+            check_depth(arch, depth)
+        return depth
+
+    @field_validator(*METHOD_SPECIFIC_FIELDS)
+    @classmethod
+    def _check_method_field(cls, value: float | None, info: ValidationInfo) -> float | None:
+        method, arch = info.data.get("method"), info.data.get("arch")
+        if value is None or method is None or info.field_name in METHOD_FIELDS[method]:
+            return value
+        if arch is not None and value == method_default(info.field_name, method, arch):
+            return value  # the resolved default (λ = 0 for the baseline): a stored config re-validates
+        takers = [m for m, fields in METHOD_FIELDS.items() if info.field_name in fields]
+        neutral = " (or 0)" if method_default(info.field_name, method, arch or ARCHS[0]) == 0 else ""
+        raise ValueError(
+            f"{info.field_name} applies only to method {' or '.join(repr(m) for m in takers)}, "
+            f"not {method!r}; leave it unset{neutral}"
+        )
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, device: str) -> str:
+        if not _DEVICE_RE.match(device):
+            raise ValueError(f"device {device!r} is not valid: allowed auto, cpu, cuda, cuda:N")
+        return device
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _check_milestones(cls, ms: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if ms is None:
+            return ms
+        epochs = info.data.get("epochs")
+        if any(b <= a for a, b in zip(ms, ms[1:])):
+            raise ValueError(f"lr_milestones must be strictly increasing, got {ms}")
+        if epochs is not None and any(m < 1 or m >= epochs for m in ms):
+            raise ValueError(f"lr_milestones must lie in 1..{epochs - 1} (epochs - 1), got {ms}")
+        return ms
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> TrainConfig:
+        if self.depth is None:
+            self.depth = DEFAULT_DEPTH[self.arch]
+        for name in METHOD_SPECIFIC_FIELDS:
+            if getattr(self, name) is None:
+                setattr(self, name, method_default(name, self.method, self.arch))
+        if self.lr_milestones is None:
+            self.lr_milestones = default_milestones(self.epochs)
+        return self
+
+
+def config_defaults() -> dict[str, Any]:
+    """Defaults a form needs: plain field defaults plus the per-arch/method published values."""
+    plain = {name: f.default for name, f in TrainConfig.model_fields.items()}
+    return {
+        "fields": plain,
+        "depth": DEFAULT_DEPTH,
+        "lam": DEFAULT_LAM,
+        "beta": DEFAULT_BETA,
+        "prune_ratio": DEFAULT_PRUNE_RATIO,
+    }
+
+
+# --------------------------------------------------------------------------- the outputs
+
+#: OpenAPI's marker for integers that may exceed 32 bits; the store maps it to a 64-bit column.
+INT64 = {"format": "int64"}
+
+
+class LayerChannels(BaseModel):
+    """Channels of one prunable layer before and after slimming."""
+
+    name: str = Field(description="Module path of the layer's BatchNorm in the full network.")
+    total: int = Field(ge=0, description="Channels of the layer in the full network.")
+    kept: int = Field(ge=0, description="Channels the slim network keeps.")
+
+
+class Result(BaseModel):
+    """What a finished run measured: the full network against its slimmed form."""
+
+    acc_full: float = Field(description="Test accuracy (fraction) of the full network after training.")
+    acc_slim: float = Field(description="Test accuracy of the slim network, straight after pruning.")
+    acc_finetuned: float | None = Field(
+        None, description="Test accuracy of the slim network after fine-tuning; null without fine-tuning."
+    )
+    channels_total: int = Field(ge=0, description="Prunable channels of the full network.")
+    channels_pruned: int = Field(ge=0, description="Channels the slim network removed.")
+    pruned_fraction: float = Field(ge=0, le=1, description="channels_pruned / channels_total.")
+    params_full: int = Field(ge=0, description="Parameters of the full network.", json_schema_extra=INT64)
+    params_slim: int = Field(ge=0, description="Parameters of the slim network.", json_schema_extra=INT64)
+    flops_full: int = Field(
+        ge=0,
+        description="Multiply-accumulates of one image through the full network.",
+        json_schema_extra=INT64,
+    )
+    flops_slim: int = Field(
+        ge=0,
+        description="Multiply-accumulates of one image through the slim network.",
+        json_schema_extra=INT64,
+    )
+    latency_full_ms: float = Field(
+        description="Median latency (ms) of one image through the full network's inference form."
+    )
+    latency_slim_ms: float = Field(
+        description="Median latency (ms) of one image through the slim network's inference form."
+    )
+    layers: list[LayerChannels] = Field(description="Per prunable layer: total and kept channels.")
+    kept_forced: list[str] = Field(
+        default_factory=list,
+        description="Layers that lost every channel, where the strongest channel was kept anyway.",
+    )
+    device: str | None = Field(
+        None, max_length=64, description="Device the run trained and was timed on (cpu, cuda:0, ...)."
+    )
+
+
+class EpochMetrics(BaseModel):
+    """One finished epoch; fine-tune epochs continue the numbering. NaN (a diverged run) is null."""
+
+    phase: Phase = Field(description="train, or finetune for the slim network's fine-tuning epochs.")
+    epoch: int = Field(ge=1, description="Epoch number, 1-based, counted over training and fine-tuning.")
+    epochs: int = Field(ge=1, description="Total epochs of the run (training + fine-tuning).")
+    lr: float = Field(description="Learning rate the epoch used.")
+    train_loss: float | None = Field(None, description="Mean training cross-entropy.")
+    objective: float | None = Field(
+        None, description="Training loss plus the sparsity penalty (λ‖ξ‖₁ for proxns, λ‖γ‖₁ for ns)."
+    )
+    test_loss: float | None = Field(None, description="Mean test cross-entropy.")
+    test_acc: float | None = Field(None, description="Test accuracy (fraction).")
+    zero_fraction: float | None = Field(
+        None, description="Share of the sparse vector (ξ for proxns, γ otherwise) that is exactly 0."
+    )
+    seconds: float | None = Field(None, description="Wall time of the epoch, evaluation included.")
+
+
+def contract() -> dict[str, Any]:
+    """The rules a client needs, as served by ``GET /api/meta``."""
+    return {
+        "archs": [
+            {
+                "name": arch,
+                "depths": valid_depths(arch),
+                "default_depth": DEFAULT_DEPTH[arch],
+                "depth_rule": depth_rule(arch),
+            }
+            for arch in ARCHS
+        ],
+        "methods": list(METHODS),
+        "method_fields": {m: list(f) for m, f in METHOD_FIELDS.items()},
+        "statuses": list(JOB_STATUSES),
+        "finished_statuses": list(FINISHED_STATUSES),
+        "artifact_formats": [
+            {"format": f.format, "file": f.file, "media_type": f.media_type, "description": f.description}
+            for f in ARTIFACT_FORMATS.values()
+        ],
+        "defaults": config_defaults(),
+        "schema": TrainConfig.model_json_schema(),
+    }
