@@ -1,7 +1,11 @@
-"""Export the slimmed network: safetensors + JSON, TorchScript and ONNX, each verified on reload.
+"""Export the slimmed network: safetensors + JSON, torch.export (``.pt2``), TorchScript and ONNX,
+each verified on reload.
 
-The safetensors file holds the trainable network; the TorchScript file is its inference form
-(BN folded into the convolutions, constant folds precomputed, frozen), for ``input_size`` inputs.
+The file names and formats are the contract's (:data:`proxns_core.spec.ARTIFACT_FORMATS`). The
+safetensors file holds the trainable network; the ``.pt2`` and TorchScript files hold its inference
+form (BN folded into the convolutions, constant folds precomputed), for ``input_size`` inputs and
+any batch size. ``.pt2`` is the form for today's PyTorch (``torch.export.load(path).module()``);
+TorchScript, deprecated upstream, stays for older runtimes.
 """
 
 from __future__ import annotations
@@ -16,18 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .inference import freeze_for_inference
+from .inference import freeze_for_inference, fuse_for_inference, quiet_torchscript_deprecation
 from .models import build_model
 from .slim import attach_folds
+from .spec import ARTIFACT_FORMATS, INPUT_SIZE
 
 FORMAT_VERSION = 1
-FILES = {
-    "safetensors": "slim.safetensors",
-    "json": "slim.json",
-    "torchscript": "slim.torchscript.pt",
-    "onnx": "slim.onnx",
-}
 TOLERANCE = 1e-4
+
+
+def _file(fmt: str) -> str:
+    return ARTIFACT_FORMATS[fmt].file
 
 
 class ExportError(RuntimeError):
@@ -43,7 +46,7 @@ def sha256_of(path: Path) -> str:
 
 
 def export_slim(fit_result, out_dir: str | Path) -> list[dict]:
-    """Write the four model files of a :class:`FitResult` to ``out_dir``; each reload is checked."""
+    """Write the model files of a :class:`FitResult` to ``out_dir``; each reload is checked."""
     return export_model(
         fit_result.slim_model, {**fit_result.meta, "config": fit_result.config.model_dump()}, out_dir
     )
@@ -54,7 +57,7 @@ def export_model(model: nn.Module, meta: dict, out_dir: str | Path) -> list[dict
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().eval()
-    size = int(meta.get("input_size", 32))
+    size = int(meta.get("input_size", INPUT_SIZE))
     x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(x)
@@ -62,23 +65,28 @@ def export_model(model: nn.Module, meta: dict, out_dir: str | Path) -> list[dict
     _write_safetensors(model, meta, out)
     _check("safetensors", load_slim(out)(x), expected)
 
-    freeze_for_inference(model, size).save(str(out / FILES["torchscript"]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        _check("torchscript", torch.jit.load(str(out / FILES["torchscript"]))(x), expected)
+    write_pt2(model, x, out / _file("pt2"))
+    program = torch.export.load(str(out / _file("pt2"))).module()
+    with torch.no_grad():
+        _check("pt2", program(x), expected)
+        _check("pt2 (batch of 1)", program(x[:1]), expected[:1])
 
-    write_onnx(model, x, out / FILES["onnx"])
-    _check("onnx", torch.from_numpy(_run_onnx(out / FILES["onnx"], x.numpy())), expected)
+    with quiet_torchscript_deprecation():
+        freeze_for_inference(model, size).save(str(out / _file("torchscript")))
+        _check("torchscript", torch.jit.load(str(out / _file("torchscript")))(x), expected)
+
+    write_onnx(model, x, out / _file("onnx"))
+    _check("onnx", torch.from_numpy(_run_onnx(out / _file("onnx"), x.numpy())), expected)
 
     return [
         {
-            "name": FILES[fmt],
+            "name": f.file,
             "format": fmt,
-            "path": str(out / FILES[fmt]),
-            "bytes": (out / FILES[fmt]).stat().st_size,
-            "sha256": sha256_of(out / FILES[fmt]),
+            "path": str(out / f.file),
+            "bytes": (out / f.file).stat().st_size,
+            "sha256": sha256_of(out / f.file),
         }
-        for fmt in ("safetensors", "json", "torchscript", "onnx")
+        for fmt, f in ARTIFACT_FORMATS.items()
     ]
 
 
@@ -86,9 +94,22 @@ def _write_safetensors(model: nn.Module, meta: dict, out: Path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(out / FILES["safetensors"]), metadata={"format_version": str(FORMAT_VERSION)})
-    doc = {"format_version": FORMAT_VERSION, "weights": FILES["safetensors"], **meta}
-    (out / FILES["json"]).write_text(json.dumps(doc, indent=2, default=str))
+    save_file(state, str(out / _file("safetensors")), metadata={"format_version": str(FORMAT_VERSION)})
+    doc = {"format_version": FORMAT_VERSION, "weights": _file("safetensors"), **meta}
+    (out / _file("json")).write_text(json.dumps(doc, indent=2, default=str))
+
+
+def write_pt2(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    """Save the inference form of ``model`` (:func:`~proxns_core.inference.fuse_for_inference` for
+    ``x``'s image size) as a ``torch.export`` program whose batch dimension is dynamic.
+
+    It reloads with plain ``torch.export.load(path).module()``: no project code is needed.
+    """
+    fused = fuse_for_inference(model, x.shape[-1])
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad():
+        program = torch.export.export(fused, (x,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
 
 
 def write_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
@@ -126,12 +147,12 @@ def load_slim(path: str | Path, device: str | torch.device = "cpu") -> nn.Module
     from safetensors.torch import load_file
 
     path = Path(path)
-    json_path = path / FILES["json"] if path.is_dir() else path
+    json_path = path / _file("json") if path.is_dir() else path
     meta = json.loads(json_path.read_text())
     model = build_model(
         meta["arch"], meta["depth"], meta["num_classes"], cfg=meta["cfg"], width=meta.get("width", 1.0)
     )
-    state = load_file(str(json_path.parent / meta.get("weights", FILES["safetensors"])))
+    state = load_file(str(json_path.parent / meta.get("weights", _file("safetensors"))))
     attach_folds(model, state)
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from .models.layers import ConstantFold, FoldableConv2d
+from .spec import INPUT_SIZE
 
 
 class BiasMap(nn.Module):
@@ -31,7 +34,7 @@ class BiasMap(nn.Module):
 
 
 @torch.no_grad()
-def fuse_for_inference(model: nn.Module, input_size: int = 32) -> nn.Module:
+def fuse_for_inference(model: nn.Module, input_size: int = INPUT_SIZE) -> nn.Module:
     """An eval-only copy of ``model`` (VGG, ResNet or DenseNet, full or slim) with every conv→BN pair
     folded into the conv and every constant fold turned into a bias map for ``input_size`` inputs.
 
@@ -81,9 +84,24 @@ def _freeze_bias_maps(model: nn.Module, input_size: int) -> None:
         conv.fold = BiasMap(maps[id(conv.fold)])
 
 
+#: What PyTorch ≥ 2.10 says on each TorchScript call ("`torch.jit.trace` is deprecated. Please switch
+#: to ..."); matched from the start of the message, so no other warning is hidden.
+TORCHSCRIPT_DEPRECATION = r"`?torch\.jit\.\w+`? is deprecated"
+
+
+@contextmanager
+def quiet_torchscript_deprecation() -> Iterator[None]:
+    """Silence exactly TorchScript's own deprecation notices (FutureWarning/DeprecationWarning), which
+    users of the export cannot act on; every other warning still reaches them."""
+    with warnings.catch_warnings():
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", message=TORCHSCRIPT_DEPRECATION, category=category)
+        yield
+
+
 @torch.no_grad()
 def freeze_for_inference(
-    model: nn.Module, input_size: int = 32, batch_size: int = 1, channels_last: bool = False
+    model: nn.Module, input_size: int = INPUT_SIZE, batch_size: int = 1, channels_last: bool = False
 ) -> torch.jit.ScriptModule:
     """The fused network traced and frozen by TorchScript: weights become constants and no Python runs
     per layer. Loads with plain ``torch.jit.load`` once saved; inputs must be ``input_size`` square."""
@@ -93,6 +111,8 @@ def freeze_for_inference(
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_torchscript_deprecation(), warnings.catch_warnings():
+        # The tracer flags ChannelSelection's test of its index count; that count is a constant of
+        # the network, so the traced branch is the right one for every input.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         return torch.jit.freeze(torch.jit.trace(fused, x))
