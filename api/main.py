@@ -9,8 +9,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from api.docs import add_offline_docs
 from api.queue import JobQueue
 from api.routes import experiments, health, jobs, meta
+from api.routes.jobs import RenderedPages
+from api.routes.meta import DatasetStatuses
 from store.db import make_engine, make_sessionmaker
 from store.settings import Settings
 
@@ -43,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Submit pruning jobs (proximal network slimming), follow them, download slim models.",
         lifespan=lifespan,
+        docs_url=None,  # /docs comes from add_offline_docs, with no CDN; no /redoc (needs one)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
@@ -50,9 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Used only on the event loop (one request at a time), for the job list's change counter.
     app.state.version_engine = make_engine(settings.database_url, pool_size=1)
     app.state.queue = JobQueue(settings)
+    # Caches belong to the app: two apps in one process (tests, embedding) never share them.
+    app.state.job_pages = RenderedPages()
+    app.state.datasets = DatasetStatuses()
 
     for module in (jobs, experiments, meta, health):
         app.include_router(module.router)
+    add_offline_docs(app)
 
     frontend = Path(settings.frontend_dir) if settings.frontend_dir else FRONTEND_DIR
     if frontend.is_dir():

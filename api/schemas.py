@@ -1,6 +1,7 @@
 """Request and response shapes of the REST API, and the functions that turn rows into them.
 
-The training config itself is ``proxns_core.config.TrainConfig``; it is never restated here.
+The config, the result and the epoch metrics are the spec's (``proxns_core.spec``): they are used
+here as they are, never restated, so OpenAPI publishes every field with its type and description.
 """
 
 from __future__ import annotations
@@ -8,13 +9,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
 
-from proxns_core.config import METHODS, TrainConfig
-from store.models import JOB_STATUSES, METRIC_FIELDS, RESULT_FIELDS, Artifact, Experiment, Job, Metric, Result
+from proxns_core.spec import (
+    JOB_STATUSES,
+    ArtifactFormatName,
+    EpochMetrics,
+    JobStatus,
+    Method,
+    Result,
+    TrainConfig,
+)
+from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Experiment, Job, Metric
+from store.models import Result as ResultRow
 
-Status = Literal[JOB_STATUSES]
-MethodName = Literal[METHODS]
+Status = JobStatus
+MethodName = Method
 #: Most jobs one experiment may ask for (the product of the sweep's list lengths).
 MAX_SWEEP_JOBS = 256
 
@@ -64,7 +74,7 @@ class ExperimentCreate(BaseModel):
 class JobOut(BaseModel):
     id: int
     experiment_id: int | None
-    config: dict[str, Any]
+    config: TrainConfig = Field(description="The resolved config: every default filled in.")
     status: Status
     created_at: datetime
     started_at: datetime | None
@@ -76,7 +86,7 @@ class JobOut(BaseModel):
     eta_seconds: float | None
     epochs_done: int
     error: str | None
-    result: dict[str, Any] | None
+    result: Result | None = Field(description="Set once the job succeeded.")
 
 
 class Page(BaseModel):
@@ -90,12 +100,12 @@ class JobList(Page):
 
 
 class MetricsOut(BaseModel):
-    items: list[dict[str, Any]]
+    items: list[EpochMetrics]
 
 
 class ArtifactOut(BaseModel):
     name: str
-    format: str
+    format: ArtifactFormatName
     bytes: int
     sha256: str
     url: str
@@ -117,18 +127,21 @@ class ExperimentList(Page):
     items: list[ExperimentSummary]
 
 
-class PlotPoint(BaseModel):
-    job_id: int
-    method: str
-    lam: float | None
-    beta: float | None
-    seed: int
-    pruned_fraction: float
-    acc_full: float
-    acc_slim: float
-    acc_finetuned: float | None
-    params_slim: int
-    flops_slim: int
+#: The result fields a plot point carries beside the job's id and sweep values.
+PLOT_RESULT_FIELDS = ("pruned_fraction", "acc_full", "acc_slim", "acc_finetuned", "params_slim", "flops_slim")
+
+PlotPoint = create_model(
+    "PlotPoint",
+    __doc__="One succeeded job of an experiment: its sweep values and headline result fields.",
+    job_id=(int, ...),
+    method=(Method, ...),
+    lam=(float | None, ...),
+    beta=(float | None, ...),
+    seed=(int, ...),
+    **{
+        name: (Result.model_fields[name].annotation, Result.model_fields[name]) for name in PLOT_RESULT_FIELDS
+    },
+)
 
 
 class ExperimentOut(BaseModel):
@@ -157,13 +170,13 @@ def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat()
 
 
-def result_dict(result: Result | None) -> dict[str, Any] | None:
+def result_dict(result: ResultRow | None) -> dict[str, Any] | None:
     if result is None:
         return None
     return {k: getattr(result, k) for k in RESULT_FIELDS}
 
 
-def job_dict(job: Job, result: Result | None) -> dict[str, Any]:
+def job_dict(job: Job, result: ResultRow | None) -> dict[str, Any]:
     """The job JSON of the API contract (plain dict: lists of jobs are serialised without re-validation)."""
     return {
         "id": job.id,
@@ -198,20 +211,15 @@ def artifact_dict(a: Artifact) -> dict[str, Any]:
     }
 
 
-def plot_point(job: Job, result: Result) -> dict[str, Any]:
+def plot_point(job: Job, result: ResultRow) -> dict[str, Any]:
     cfg = job.config
     return {
         "job_id": job.id,
         "method": job.method,
-        "lam": cfg.get("lam"),
-        "beta": cfg.get("beta"),
-        "seed": cfg.get("seed", 0),
-        "pruned_fraction": result.pruned_fraction,
-        "acc_full": result.acc_full,
-        "acc_slim": result.acc_slim,
-        "acc_finetuned": result.acc_finetuned,
-        "params_slim": result.params_slim,
-        "flops_slim": result.flops_slim,
+        "lam": cfg["lam"],
+        "beta": cfg["beta"],
+        "seed": cfg["seed"],
+        **{name: getattr(result, name) for name in PLOT_RESULT_FIELDS},
     }
 
 

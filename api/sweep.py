@@ -1,11 +1,10 @@
 """Expand an experiment's base config and sweep lists into the configs of its jobs.
 
-Rules (also in docs/service.md):
+Rules:
 - the job count asked for is the product of the lengths of the sweep's lists; more than
   ``MAX_SWEEP_JOBS`` is rejected before anything is expanded;
-- a value only applies where TrainConfig allows it: ``beta`` (from base or sweep) only to proxns
-  jobs, ``prune_ratio`` only to ns jobs, ``lam`` not to baseline jobs — elsewhere it is dropped and
-  the job gets nothing for it;
+- a method-specific value (from base or sweep) only applies to the methods that take its field
+  (the spec's ``METHOD_FIELDS``); elsewhere it is dropped and the job gets its method's default;
 - combinations that resolve to the same config are created once.
 """
 
@@ -20,21 +19,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.schemas import MAX_SWEEP_JOBS, ExperimentCreate
-from proxns_core.config import TrainConfig
+from proxns_core.spec import METHOD_FIELDS, METHOD_SPECIFIC_FIELDS, TrainConfig
 
 _DEFAULT_METHOD = TrainConfig.model_fields["method"].default
 
 
-def _applicable(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Drop the fields that the combination's method does not take."""
-    method = cfg.get("method", _DEFAULT_METHOD)
-    if method != "proxns":
-        cfg.pop("beta", None)
-    if method != "ns":
-        cfg.pop("prune_ratio", None)
-    if method == "baseline":
-        cfg.pop("lam", None)
-    return cfg
+def applicable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Drop the method-specific fields that the combination's method does not take."""
+    takes = METHOD_FIELDS.get(cfg.get("method", _DEFAULT_METHOD), METHOD_SPECIFIC_FIELDS)
+    return {k: v for k, v in cfg.items() if k not in METHOD_SPECIFIC_FIELDS or k in takes}
 
 
 def expand(body: ExperimentCreate) -> list[TrainConfig]:
@@ -58,7 +51,7 @@ def expand(body: ExperimentCreate) -> list[TrainConfig]:
     errors: dict[tuple, dict[str, Any]] = {}
     for combo in itertools.product(*axes.values()):
         chosen = dict(zip(axes, combo, strict=True))
-        cfg = _applicable({**body.raw_base, **chosen})
+        cfg = applicable({**body.raw_base, **chosen})
         try:
             config = TrainConfig.model_validate(cfg)
         except ValidationError as exc:

@@ -2,8 +2,6 @@
 
 from store.db import make_engine, make_sessionmaker, ping
 from store.models import (
-    FINISHED_STATUSES,
-    JOB_STATUSES,
     METRIC_FIELDS,
     RESULT_FIELDS,
     Artifact,
@@ -16,8 +14,6 @@ from store.models import (
 from store.settings import Settings, get_settings
 
 __all__ = [
-    "FINISHED_STATUSES",
-    "JOB_STATUSES",
     "METRIC_FIELDS",
     "RESULT_FIELDS",
     "Artifact",

@@ -1,10 +1,18 @@
-"""ORM tables of the experiment service. Alembic migrations create them; never ``create_all``."""
+"""ORM tables of the experiment service. Alembic migrations create them; never ``create_all``.
+
+The columns of ``results`` and ``metrics`` are derived from the spec's ``Result`` and
+``EpochMetrics`` (one column per field, typed from the field), so a field added to the contract
+appears here, and the migration test fails until a migration adds it.
+"""
 
 from __future__ import annotations
 
+import types
+import typing
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -18,10 +26,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
-JOB_STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+from proxns_core.spec import EpochMetrics
+from proxns_core.spec import Result as ResultSpec
+
+#: Width of columns holding one of a few short names (statuses, methods, phases).
+CODE_LENGTH = 16
 
 # Stable constraint names so that migrations and autogenerate agree on every backend.
 NAMING = {
@@ -34,6 +46,44 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _column_type(field: Any) -> tuple[TypeEngine, bool]:
+    """The SQL type of one pydantic field and whether it is nullable."""
+    annotation, nullable = field.annotation, False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable, annotation = len(args) < len(typing.get_args(annotation)), args[0]
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if typing.get_origin(annotation) is typing.Literal:
+        return String(CODE_LENGTH), nullable
+    if annotation is bool:
+        return Boolean(), nullable
+    if annotation is int:
+        return (BigInteger() if extra.get("format") == "int64" else Integer()), nullable
+    if annotation is float:
+        return Float(), nullable
+    if annotation is str:
+        max_length = next((m.max_length for m in field.metadata if hasattr(m, "max_length")), None)
+        return (String(max_length) if max_length else Text()), nullable
+    if typing.get_origin(annotation) in (list, dict) or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    ):
+        return JSON(), nullable
+    raise TypeError(f"no column type for {annotation!r}")
+
+
+def columns_of(model: type[BaseModel]) -> dict[str, Any]:
+    """One ``mapped_column`` per field of a spec model."""
+    columns = {}
+    for name, field in model.model_fields.items():
+        sql_type, nullable = _column_type(field)
+        columns[name] = mapped_column(sql_type, nullable=nullable)
+    return columns
+
+
+RESULT_FIELDS: tuple[str, ...] = tuple(ResultSpec.model_fields)
+METRIC_FIELDS: tuple[str, ...] = tuple(EpochMetrics.model_fields)
 
 
 class Base(DeclarativeBase):
@@ -61,8 +111,6 @@ class Experiment(Base):
     base: Mapped[dict[str, Any]] = mapped_column(JSON)
     sweep: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    jobs: Mapped[list[Job]] = relationship(back_populates="experiment", order_by="Job.id")
-
 
 class Job(Base):
     __tablename__ = "jobs"
@@ -73,8 +121,8 @@ class Job(Base):
     )
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Copied out of ``config`` so that lists can filter on it with an index.
-    method: Mapped[str] = mapped_column(String(16), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    method: Mapped[str] = mapped_column(String(CODE_LENGTH), index=True)
+    status: Mapped[str] = mapped_column(String(CODE_LENGTH), index=True, default="queued")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -89,88 +137,26 @@ class Job(Base):
     epochs_done: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
 
-    experiment: Mapped[Experiment | None] = relationship(back_populates="jobs")
-    result: Mapped[Result | None] = relationship(back_populates="job", uselist=False, lazy="raise")
-    metrics: Mapped[list[Metric]] = relationship(order_by="Metric.epoch", lazy="raise")
-    artifacts: Mapped[list[Artifact]] = relationship(order_by="Artifact.name", lazy="raise")
-
 
 class Metric(Base):
-    """One row per job and epoch (fine-tune epochs continue the numbering)."""
+    """One row per job and epoch: the fields of the spec's ``EpochMetrics``."""
 
     __tablename__ = "metrics"
     __table_args__ = (UniqueConstraint("job_id", "epoch"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    epoch: Mapped[int] = mapped_column(Integer)
-    phase: Mapped[str] = mapped_column(String(16))
-    epochs: Mapped[int] = mapped_column(Integer)
-    lr: Mapped[float] = mapped_column(Float)
-    train_loss: Mapped[float | None] = mapped_column(Float)
-    objective: Mapped[float | None] = mapped_column(Float)
-    test_loss: Mapped[float | None] = mapped_column(Float)
-    test_acc: Mapped[float | None] = mapped_column(Float)
-    zero_fraction: Mapped[float | None] = mapped_column(Float)
-    seconds: Mapped[float | None] = mapped_column(Float)
-
-
-METRIC_FIELDS: tuple[str, ...] = (
-    "phase",
-    "epoch",
-    "epochs",
-    "lr",
-    "train_loss",
-    "objective",
-    "test_loss",
-    "test_acc",
-    "zero_fraction",
-    "seconds",
-)
+    # A class body's namespace is a plain dict: the spec's fields become mapped columns here.
+    locals().update(columns_of(EpochMetrics))
 
 
 class Result(Base):
-    """The result fields of ARCHITECTURE.md, one row per succeeded job."""
+    """One row per succeeded job: the fields of the spec's ``Result``."""
 
     __tablename__ = "results"
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    acc_full: Mapped[float] = mapped_column(Float)
-    acc_slim: Mapped[float] = mapped_column(Float)
-    acc_finetuned: Mapped[float | None] = mapped_column(Float)
-    channels_total: Mapped[int] = mapped_column(Integer)
-    channels_pruned: Mapped[int] = mapped_column(Integer)
-    pruned_fraction: Mapped[float] = mapped_column(Float)
-    params_full: Mapped[int] = mapped_column(BigInteger)
-    params_slim: Mapped[int] = mapped_column(BigInteger)
-    flops_full: Mapped[int] = mapped_column(BigInteger)
-    flops_slim: Mapped[int] = mapped_column(BigInteger)
-    latency_full_ms: Mapped[float] = mapped_column(Float)
-    latency_slim_ms: Mapped[float] = mapped_column(Float)
-    layers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    kept_forced: Mapped[list[str]] = mapped_column(JSON, default=list)
-    device: Mapped[str | None] = mapped_column(String(64))
-
-    job: Mapped[Job] = relationship(back_populates="result")
-
-
-RESULT_FIELDS: tuple[str, ...] = (
-    "acc_full",
-    "acc_slim",
-    "acc_finetuned",
-    "channels_total",
-    "channels_pruned",
-    "pruned_fraction",
-    "params_full",
-    "params_slim",
-    "flops_full",
-    "flops_slim",
-    "latency_full_ms",
-    "latency_slim_ms",
-    "layers",
-    "kept_forced",
-    "device",
-)
+    locals().update(columns_of(ResultSpec))
 
 
 class Artifact(Base):

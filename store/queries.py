@@ -1,6 +1,8 @@
-"""Job state transitions shared by the API (create, cancel) and the worker (claim, report, finish).
+"""Every write to jobs and experiments: the API's (create, undo, cancel) and the worker's (claim,
+report, finish).
 
-Every transition is one conditional UPDATE, so two processes racing on a job cannot both win.
+Every transition is one conditional UPDATE, so two processes racing on a job cannot both win, and
+every write ends in :func:`commit_jobs`, which commits and then bumps the jobs' change counter.
 """
 
 from __future__ import annotations
@@ -10,25 +12,38 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Job, Metric, Result, StoreState, utcnow
+from proxns_core.spec import EpochMetrics, TrainConfig
+from proxns_core.spec import Result as ResultSpec
+from store.models import (
+    METRIC_FIELDS,
+    RESULT_FIELDS,
+    Artifact,
+    Experiment,
+    Job,
+    Metric,
+    Result,
+    StoreState,
+    utcnow,
+)
 
 #: A running job whose heartbeat is older than this has lost its worker.
 HEARTBEAT_STALE = timedelta(minutes=10)
 
 
-def touch_jobs(session: Session) -> None:
-    """Bump the jobs' change counter; call right *after* committing a change to jobs.
+def commit_jobs(session: Session) -> None:
+    """Commit, then bump the jobs' change counter (the one way job changes are committed).
 
     After, not within: a reader that sees the new value then also sees the change. Postgres uses a
     sequence (no row lock shared by all writers, and never reused after a crash); SQLite, which has
     one writer at a time anyway, a row of ``store_state``.
     """
+    session.commit()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT nextval('jobs_version_seq')"))
     else:
@@ -51,11 +66,11 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def new_job(config: dict[str, Any], experiment_id: int | None = None) -> Job:
-    """A queued job for a resolved config (``TrainConfig.model_dump()``)."""
+def new_job(config: TrainConfig, experiment_id: int | None = None) -> Job:
+    """The row of a queued job for a resolved config (not added to any session)."""
     return Job(
-        config=config,
-        method=config["method"],
+        config=config.model_dump(mode="json"),
+        method=config.method,
         experiment_id=experiment_id,
         status="queued",
         cancel_requested=False,
@@ -64,6 +79,37 @@ def new_job(config: dict[str, Any], experiment_id: int | None = None) -> Job:
         progress=0.0,
         epochs_done=0,
     )
+
+
+def create_jobs(
+    session: Session, configs: Iterable[TrainConfig], experiment_id: int | None = None
+) -> list[Job]:
+    """Store one queued job per resolved config and commit; returns the new rows (ids set)."""
+    jobs = [new_job(c, experiment_id) for c in configs]
+    session.add_all(jobs)
+    commit_jobs(session)
+    return jobs
+
+
+def create_experiment(
+    session: Session, name: str, base: dict[str, Any], sweep: dict[str, Any], configs: Iterable[TrainConfig]
+) -> tuple[Experiment, list[Job]]:
+    """Store an experiment and its queued jobs in one transaction."""
+    exp = Experiment(name=name, base=base, sweep=sweep, created_at=utcnow())
+    session.add(exp)
+    session.flush()
+    jobs = [new_job(c, exp.id) for c in configs]
+    session.add_all(jobs)
+    commit_jobs(session)
+    return exp, jobs
+
+
+def delete_jobs(session: Session, job_ids: list[int], experiment_id: int | None = None) -> None:
+    """Delete jobs (and their experiment) that were created but could not be handed to a worker."""
+    session.execute(delete(Job).where(Job.id.in_(job_ids)))
+    if experiment_id is not None:
+        session.execute(delete(Experiment).where(Experiment.id == experiment_id))
+    commit_jobs(session)
 
 
 def claim_job(session: Session, job_id: int, host: str, device: str) -> bool:
@@ -84,8 +130,7 @@ def claim_job(session: Session, job_id: int, host: str, device: str) -> bool:
         )
     )
     claimed = session.execute(stmt).rowcount == 1
-    session.commit()
-    touch_jobs(session)
+    commit_jobs(session)
     return claimed
 
 
@@ -97,14 +142,12 @@ def report_progress(
     if epochs_done is not None:
         values["epochs_done"] = epochs_done
     session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(**values))
-    session.commit()
-    touch_jobs(session)
+    commit_jobs(session)
 
 
-def upsert_metric(session: Session, job_id: int, m: dict[str, Any]) -> None:
+def upsert_metric(session: Session, job_id: int, m: EpochMetrics) -> None:
     """Write one epoch's metrics; writing the same epoch again replaces it (retries are harmless)."""
-    # NaN/inf (a diverged run) are stored as NULL: JSON clients cannot read them.
-    values = {k: _finite(m.get(k)) for k in METRIC_FIELDS}
+    values = {k: _finite(v) for k, v in m.model_dump().items()}  # a diverged run's NaN is stored as NULL
     values["job_id"] = job_id
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(Metric).values(**values)
@@ -113,8 +156,7 @@ def upsert_metric(session: Session, job_id: int, m: dict[str, Any]) -> None:
         set_={k: stmt.excluded[k] for k in METRIC_FIELDS if k != "epoch"},
     )
     session.execute(stmt)
-    session.commit()
-    touch_jobs(session)
+    commit_jobs(session)
 
 
 def cancel_requested(session: Session, job_id: int) -> bool:
@@ -139,8 +181,7 @@ def request_cancel(session: Session, job_id: int) -> str | None:
             status = "running"
     if status == "running":
         session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
-    session.commit()
-    touch_jobs(session)
+    commit_jobs(session)
     return status
 
 
@@ -152,8 +193,7 @@ def finish_job(
     if progress is not None:
         values["progress"] = progress
     session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(**values))
-    session.commit()
-    touch_jobs(session)
+    commit_jobs(session)
 
 
 def requeue_job(session: Session, job_id: int) -> None:
@@ -163,15 +203,15 @@ def requeue_job(session: Session, job_id: int) -> None:
         .where(Job.id == job_id, Job.status == "running")
         .values(status="queued", eta_seconds=None, heartbeat_at=None)
     )
-    session.commit()
-    touch_jobs(session)
+    commit_jobs(session)
 
 
 def save_result(
-    session: Session, job_id: int, result: dict[str, Any], artifacts: Iterable[dict[str, Any]]
+    session: Session, job_id: int, result: ResultSpec, artifacts: Iterable[dict[str, Any]]
 ) -> None:
     """Store a succeeded job's result and artifact records and mark it succeeded, in one transaction."""
-    session.merge(Result(job_id=job_id, **{k: _finite(result.get(k)) for k in RESULT_FIELDS}))
+    values = result.model_dump(mode="json")
+    session.merge(Result(job_id=job_id, **{k: _finite(values[k]) for k in RESULT_FIELDS}))
     for a in artifacts:
         existing = session.execute(
             select(Artifact).where(Artifact.job_id == job_id, Artifact.name == a["name"])
@@ -184,8 +224,7 @@ def save_result(
         .where(Job.id == job_id)
         .values(status="succeeded", finished_at=utcnow(), progress=1.0, eta_seconds=0.0, error=None)
     )
-    session.commit()
-    touch_jobs(session)
+    commit_jobs(session)
 
 
 def fail_stale_jobs(session: Session) -> list[int]:
@@ -206,6 +245,5 @@ def fail_stale_jobs(session: Session) -> list[int]:
                 error=f"worker lost: no heartbeat for {minutes} minutes",
             )
         )
-    session.commit()
-    touch_jobs(session)
+    commit_jobs(session)
     return ids

@@ -1,7 +1,7 @@
 """Service settings, read once from ``PROXNS_*`` environment variables.
 
 They live in ``store`` because both sides of the queue need them (the API and the worker may
-both import ``store``, neither may import the other); ``api.settings`` re-exports them.
+both import ``store``, neither may import the other).
 """
 
 from __future__ import annotations

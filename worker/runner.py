@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from proxns_core import Callbacks, TrainConfig, TrainingStopped, export_slim, fit
+from proxns_core import Callbacks, EpochMetrics, TrainConfig, TrainingStopped, export_slim, fit
 from store.models import Job
 from store.queries import (
     cancel_requested,
@@ -83,18 +83,18 @@ class JobCallbacks(Callbacks):
             with self.make_session() as s:
                 report_progress(s, self.job_id, step / total_steps, self.eta())
 
-    def on_epoch_end(self, m: dict) -> None:
-        progress = self.step / self.total_steps if self.total_steps else m["epoch"] / m["epochs"]
+    def on_epoch_end(self, m: EpochMetrics) -> None:
+        progress = self.step / self.total_steps if self.total_steps else m.epoch / m.epochs
         with self.make_session() as s:
             upsert_metric(s, self.job_id, m)
-            report_progress(s, self.job_id, progress, self.eta(), epochs_done=m["epoch"])
+            report_progress(s, self.job_id, progress, self.eta(), epochs_done=m.epoch)
         log.info(
             "job %s epoch %s/%s test_acc %.4f zero_fraction %.3f",
             self.job_id,
-            m["epoch"],
-            m["epochs"],
-            m.get("test_acc") or 0.0,
-            m.get("zero_fraction") or 0.0,
+            m.epoch,
+            m.epochs,
+            m.test_acc or 0.0,
+            m.zero_fraction or 0.0,
         )
 
     def should_stop(self) -> bool:
@@ -125,16 +125,18 @@ def run_job(
         if job is None:
             log.warning("job %s does not exist (deleted after a failed submission?); skipping", job_id)
             return "skipped"
-        config_dict = dict(job.config)
-    if settings.data_root and not config_dict.get("data_root"):
-        config_dict["data_root"] = settings.data_root
+        stored = dict(job.config)
+    try:
+        config: TrainConfig | None = TrainConfig.model_validate(stored)
+        if settings.data_root and not config.data_root:
+            config = config.model_copy(update={"data_root": settings.data_root})
+        device = resolved_device(config.device)
+        invalid = None
+    except ValueError as exc:  # stored before a rule changed: the job fails with the reason below
+        config, device, invalid = None, str(stored.get("device")), exc
 
     callbacks = JobCallbacks(make_session, job_id, shutting_down)
     with make_session() as s:
-        try:
-            device = resolved_device(config_dict.get("device", "auto"))
-        except Exception:  # noqa: BLE001 - the real error surfaces from fit below
-            device = str(config_dict.get("device"))
         if not claim_job(s, job_id, worker_host(), device):
             log.info("job %s is not queued (cancelled, finished or running elsewhere); skipping", job_id)
             return "skipped"
@@ -142,7 +144,8 @@ def run_job(
 
     job_dir = Path(settings.artifact_dir) / str(job_id)
     try:
-        config = TrainConfig.model_validate(config_dict)
+        if config is None:
+            raise invalid
         log.info("job %s running (attempt %s) on %s", job_id, attempts, device)
         fitted = fit(config, callbacks, checkpoint_dir=str(job_dir / "checkpoint"), resume=attempts > 1)
         files = export_slim(fitted, job_dir)
@@ -156,8 +159,8 @@ def run_job(
         log.info(
             "job %s succeeded: acc_slim %.4f pruned %.3f",
             job_id,
-            fitted.result["acc_slim"],
-            fitted.result["pruned_fraction"],
+            fitted.result.acc_slim,
+            fitted.result.pruned_fraction,
         )
         return "succeeded"
     except TrainingStopped as stop:

@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import get_db, get_queue
-from api.queue import JobQueue, enqueue_or_undo
+from api.queue import JobQueue
 from api.schemas import (
+    MAX_SWEEP_JOBS,
     ExperimentCreate,
     ExperimentList,
     ExperimentOut,
@@ -18,9 +19,10 @@ from api.schemas import (
     job_dict,
     plot_point,
 )
+from api.submission import enqueue_or_undo
 from api.sweep import expand
-from store.models import Experiment, Job, Result, utcnow
-from store.queries import new_job, touch_jobs
+from store.models import Experiment, Job, Result
+from store.queries import create_experiment as store_experiment
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 
@@ -54,26 +56,18 @@ def load_experiment(db: Session, experiment_id: int) -> dict:
     status_code=201,
     response_model=ExperimentOut,
     summary="Create an experiment: one job per combination of the sweep lists",
-    description="beta applies only to proxns jobs, prune_ratio only to ns jobs, lam not to baseline jobs; "
-    "combinations resolving to the same config are created once; at most 256 combinations.",
+    description="A sweep value applies only to the methods that take its field (``method_fields`` in "
+    "GET /api/meta: beta to proxns, prune_ratio to ns, lam not to baseline); combinations resolving to the "
+    f"same config are created once; at most {MAX_SWEEP_JOBS} combinations.",
 )
 def create_experiment(
     body: ExperimentCreate, db: Session = Depends(get_db), queue: JobQueue = Depends(get_queue)
 ) -> JSONResponse:
     configs = expand(body)
-    exp = Experiment(
-        name=body.name,
-        base=body.raw_base,
-        sweep=body.sweep.model_dump(exclude_none=True),
-        created_at=utcnow(),
+    exp, jobs = store_experiment(
+        db, body.name, body.raw_base, body.sweep.model_dump(exclude_none=True), configs
     )
-    db.add(exp)
-    db.flush()
-    jobs = [new_job(c.model_dump(mode="json"), experiment_id=exp.id) for c in configs]
-    db.add_all(jobs)
-    db.commit()
-    touch_jobs(db)
-    enqueue_or_undo(db, queue, [j.id for j in jobs], experiment_id=exp.id)
+    enqueue_or_undo(db, queue, jobs, experiment_id=exp.id)
     return JSONResponse(load_experiment(db, exp.id), status_code=201)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import get_db, get_queue, get_settings
-from api.queue import JobQueue, enqueue_or_undo
+from api.queue import JobQueue
 from api.schemas import (
     ArtifactList,
     JobList,
@@ -28,24 +28,17 @@ from api.schemas import (
     job_dict,
     metric_dict,
 )
-from proxns_core.config import TrainConfig
-from store.models import FINISHED_STATUSES, Artifact, Job, Metric, Result
-from store.queries import jobs_version, new_job, request_cancel, touch_jobs
+from api.submission import enqueue_or_undo
+from proxns_core.spec import ARTIFACT_FORMATS, FINISHED_STATUSES, TrainConfig
+from store.models import Artifact, Job, Metric, Result
+from store.queries import create_jobs, jobs_version, request_cancel
 from store.settings import Settings
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-#: Content types of the model files a job exports, by artifact format.
-MEDIA_TYPES = {
-    "json": "application/json",
-    "onnx": "application/onnx",
-    "safetensors": "application/octet-stream",
-    "torchscript": "application/octet-stream",
-}
-
 
 class RenderedPages:
-    """Job-list pages this process rendered, each tagged with the ``jobs_version`` it was read at.
+    """Job-list pages one app rendered, each tagged with the ``jobs_version`` it was read at.
 
     Dashboards poll the same page every few seconds; while no job changed, the page is served from
     here after one tiny query instead of being read and serialised again. ``max_age`` bounds how
@@ -58,6 +51,7 @@ class RenderedPages:
         self._size = size
         self._max_age = max_age
         self._lock = threading.Lock()
+        self._rendering: dict[tuple, asyncio.Task] = {}
 
     def get(self, key: tuple, version: int) -> bytes | None:
         with self._lock:
@@ -74,8 +68,22 @@ class RenderedPages:
             while len(self._pages) > self._size:
                 self._pages.popitem(last=False)
 
+    async def render_once(self, sessions: sessionmaker[Session], key: tuple, version: int) -> bytes:
+        """Render a page that missed; requests that miss the same page at the same version wait for
+        one render instead of all rendering it (after each change, every polling client misses)."""
+        task = self._rendering.get((key, version))
+        if task is None:
+            task = asyncio.ensure_future(run_in_threadpool(_render_in_thread, sessions, key))
+            self._rendering[(key, version)] = task
 
-_pages = RenderedPages()
+            def done(t: asyncio.Task) -> None:
+                self._rendering.pop((key, version), None)
+                if not t.cancelled() and t.exception() is None:
+                    self.put(key, version, t.result())
+
+            task.add_done_callback(done)
+        # Shielded: a client that goes away must not cancel the render others are waiting for.
+        return await asyncio.shield(task)
 
 
 def not_found(job_id: int) -> HTTPException:
@@ -95,12 +103,9 @@ def load_job(db: Session, job_id: int) -> dict:
 def create_job(
     config: TrainConfig, db: Session = Depends(get_db), queue: JobQueue = Depends(get_queue)
 ) -> JSONResponse:
-    job = new_job(config.model_dump(mode="json"))
-    db.add(job)
-    db.commit()
-    touch_jobs(db)
-    enqueue_or_undo(db, queue, [job.id])
-    return JSONResponse(job_dict(job, None), status_code=201)
+    jobs = create_jobs(db, [config])
+    enqueue_or_undo(db, queue, jobs)
+    return JSONResponse(job_dict(jobs[0], None), status_code=201)
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")
@@ -118,31 +123,11 @@ async def list_jobs(
     # Read before rendering: a change committed meanwhile can only make the page look stale.
     with request.app.state.version_engine.connect() as conn:
         version = jobs_version(conn)
-    body = _pages.get(key, version)
+    pages: RenderedPages = request.app.state.job_pages
+    body = pages.get(key, version)
     if body is None:
-        body = await _render_once(request.app.state.sessionmaker, key, version)
+        body = await pages.render_once(request.app.state.sessionmaker, key, version)
     return Response(body, media_type="application/json")
-
-
-#: Renders in progress in this process: requests that miss the same page at the same version wait
-#: for one render instead of all rendering it (after each change, every polling client misses).
-_rendering: dict[tuple, asyncio.Task] = {}
-
-
-async def _render_once(sessions: sessionmaker[Session], key: tuple, version: int) -> bytes:
-    task = _rendering.get((key, version))
-    if task is None:
-        task = asyncio.ensure_future(run_in_threadpool(_render_in_thread, sessions, key))
-        _rendering[(key, version)] = task
-
-        def done(t: asyncio.Task) -> None:
-            _rendering.pop((key, version), None)
-            if not t.cancelled() and t.exception() is None:
-                _pages.put(key, version, t.result())
-
-        task.add_done_callback(done)
-    # Shielded: a client that goes away must not cancel the render others are waiting for.
-    return await asyncio.shield(task)
 
 
 def _render_in_thread(sessions: sessionmaker[Session], key: tuple) -> bytes:
@@ -237,6 +222,8 @@ def download_artifact(
         )
     return FileResponse(
         path,
-        media_type=MEDIA_TYPES.get(artifact.format, "application/octet-stream"),
+        media_type=ARTIFACT_FORMATS[artifact.format].media_type
+        if artifact.format in ARTIFACT_FORMATS
+        else "application/octet-stream",
         filename=artifact.name,
     )

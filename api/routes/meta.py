@@ -1,59 +1,47 @@
-"""/api/meta: what a submission form needs (architectures, depths, data sets, methods, defaults)."""
+"""/api/meta: what a client needs to build and read jobs: the spec's rules, defaults and schema,
+and which data sets this server can load."""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.deps import get_settings
-from proxns_core.config import ARCHS, METHODS, TrainConfig, config_defaults, depth_rule, valid_depths
+from proxns_core.spec import DATASETS, contract, dataset_status
 from store.settings import Settings
 
 router = APIRouter(tags=["meta"])
 
-_DATASETS_TTL = 30.0
-_datasets_cache: dict[str | None, tuple[float, list[dict]]] = {}
+
+class DatasetStatuses:
+    """Whether this server can load each data set, cached briefly per app (it looks at the disk)."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._cache: dict[str | None, tuple[float, list[dict]]] = {}
+
+    def get(self, data_root: str | None) -> list[dict]:
+        cached = self._cache.get(data_root)
+        if cached and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        out = []
+        for name in DATASETS:
+            available, reason = dataset_status(name, data_root)
+            out.append({"name": name, "available": bool(available), "reason": reason})
+        self._cache[data_root] = (time.monotonic(), out)
+        return out
 
 
-def dataset_statuses(data_root: str | None) -> list[dict]:
-    """Whether this server can load each data set (cached briefly: it looks at the disk)."""
-    cached = _datasets_cache.get(data_root)
-    if cached and time.monotonic() - cached[0] < _DATASETS_TTL:
-        return cached[1]
-    from proxns_core.config import DATASETS
-    from proxns_core.data import dataset_status
-
-    out = []
-    for name in DATASETS:
-        available, reason = dataset_status(name, data_root)
-        out.append({"name": name, "available": bool(available), "reason": reason})
-    _datasets_cache[data_root] = (time.monotonic(), out)
-    return out
-
-
-@router.get("/api/meta", summary="Architectures, depths, data sets, methods, defaults and the config schema")
-def meta(settings: Settings = Depends(get_settings)) -> JSONResponse:
-    defaults = config_defaults()
-    archs = [
-        {
-            "name": arch,
-            "depths": valid_depths(arch),
-            "default_depth": defaults["depth"][arch],
-            "depth_rule": depth_rule(arch),
-        }
-        for arch in ARCHS
-    ]
-    return JSONResponse(
-        jsonable_encoder(
-            {
-                "archs": archs,
-                "datasets": dataset_statuses(settings.data_root),
-                "methods": list(METHODS),
-                "defaults": defaults,
-                "schema": TrainConfig.model_json_schema(),
-            }
-        )
-    )
+@router.get(
+    "/api/meta",
+    summary="The config's rules and defaults, statuses, artifact formats and the data sets available",
+    description="archs (with valid depths), methods, method_fields (which method takes which "
+    "method-specific field), statuses, finished_statuses, artifact_formats, defaults, the config's "
+    "JSON schema, and datasets with whether this server can load them.",
+)
+def meta(request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:
+    body = {**contract(), "datasets": request.app.state.datasets.get(settings.data_root)}
+    return JSONResponse(jsonable_encoder(body))

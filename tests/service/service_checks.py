@@ -9,15 +9,23 @@ from pathlib import Path
 
 import httpx
 import torch
+from jsonschema import Draft202012Validator
 
+from proxns_core.spec import ARTIFACT_FORMATS
 from store.models import RESULT_FIELDS
 
-EXPECTED_FILES = {
-    "slim.safetensors": "safetensors",
-    "slim.json": "json",
-    "slim.torchscript.pt": "torchscript",
-    "slim.onnx": "onnx",
-}
+EXPECTED_FILES = {f.file: f.format for f in ARTIFACT_FORMATS.values()}
+
+
+def check_matches_openapi(client: httpx.Client, template: str, path: str) -> dict:
+    """GET ``path`` and validate the body against the 200 schema OpenAPI publishes for ``template``."""
+    doc = client.get("/openapi.json").json()
+    schema = doc["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    body = client.get(path).json()
+    validator = Draft202012Validator({**schema, "components": doc["components"]})
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+    assert not errors, errors
+    return body
 
 
 def check_succeeded_job(client: httpx.Client, job: dict, config: dict, download_dir: Path) -> None:
@@ -45,8 +53,12 @@ def check_succeeded_job(client: httpx.Client, job: dict, config: dict, download_
         assert 0.0 <= m["zero_fraction"] <= 1.0
         assert m["train_loss"] > 0 and m["seconds"] > 0
 
+    # The finished job and its metrics are exactly what OpenAPI says (every result field typed).
+    check_matches_openapi(client, "/api/jobs/{job_id}", f"/api/jobs/{job_id}")
+    check_matches_openapi(client, "/api/jobs/{job_id}/metrics", f"/api/jobs/{job_id}/metrics")
+    check_matches_openapi(client, "/api/jobs/{job_id}/artifacts", f"/api/jobs/{job_id}/artifacts")
     result = job["result"]
-    assert set(RESULT_FIELDS) <= set(result)
+    assert set(RESULT_FIELDS) == set(result)
     assert all(result[k] is not None for k in RESULT_FIELDS if k != "acc_finetuned")
     assert result["acc_finetuned"] is None  # no fine-tuning asked for
     assert 0 <= result["channels_pruned"] < result["channels_total"]

@@ -6,24 +6,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import TINY_JOB
 
 from api.main import create_app
+from proxns_testkit import TINY_JOB, embedded_settings
 from store.migrate import upgrade
 from store.settings import Settings
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> TestClient:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'proxns.db'}",
-        broker_url="filesystem://",
-        broker_dir=str(tmp_path / "broker"),
-        artifact_dir=str(tmp_path / "artifacts"),
-        frontend_dir=str(tmp_path / "no-frontend"),
-    )
-    upgrade(settings.database_url)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(embedded_settings(tmp_path))) as client:
         client.queue_dir = tmp_path / "broker" / "queue"
         yield client
 
@@ -318,9 +310,7 @@ def test_responses_match_the_schemas_published_in_openapi(api: TestClient) -> No
     job = JobOut.model_validate(api.post("/api/jobs", json=TINY_JOB).json())
     assert JobList.model_validate(api.get("/api/jobs").json()).total == 3
     assert ExperimentList.model_validate(api.get("/api/experiments").json()).items[0].job_count == 2
-    assert (
-        ExperimentOut.model_validate(api.get(f"/api/experiments/{exp.id}").json()).jobs[1].config["seed"] == 1
-    )
+    assert ExperimentOut.model_validate(api.get(f"/api/experiments/{exp.id}").json()).jobs[1].config.seed == 1
     assert JobOut.model_validate(api.post(f"/api/jobs/{job.id}/cancel").json()).status == "cancelled"
     assert MetricsOut.model_validate(api.get(f"/api/jobs/{job.id}/metrics").json()).items == []
     schemas = api.get("/openapi.json").json()["components"]["schemas"]

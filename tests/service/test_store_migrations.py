@@ -10,9 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
+from proxns_core.spec import EpochMetrics, TrainConfig
 from store import Base, Job, Metric, make_engine, make_sessionmaker
 from store.migrate import upgrade
-from store.queries import jobs_version, new_job, touch_jobs, upsert_metric
+from store.queries import commit_jobs, create_jobs, jobs_version, upsert_metric
 
 TABLES = {"alembic_version", "experiments", "jobs", "metrics", "results", "artifacts", "store_state"}
 
@@ -37,9 +38,7 @@ def check_migrated_database(url: str) -> None:
 def check_metric_upsert_is_idempotent(engine) -> None:  # noqa: ANN001
     sessions = make_sessionmaker(engine)
     with sessions() as s:
-        job = new_job({"method": "proxns", "epochs": 2})
-        s.add(job)
-        s.commit()
+        (job,) = create_jobs(s, [TrainConfig(method="proxns", epochs=2)])
         row = {
             "phase": "train",
             "epoch": 1,
@@ -52,8 +51,9 @@ def check_metric_upsert_is_idempotent(engine) -> None:  # noqa: ANN001
             "zero_fraction": 0.0,
             "seconds": 1.0,
         }
-        upsert_metric(s, job.id, row)
-        upsert_metric(s, job.id, {**row, "test_acc": 0.3, "train_loss": float("nan")})  # the same epoch again
+        upsert_metric(s, job.id, EpochMetrics(**row))
+        again = EpochMetrics(**{**row, "test_acc": 0.3, "train_loss": float("nan")})  # the same epoch
+        upsert_metric(s, job.id, again)
         metrics = s.execute(select(Metric).where(Metric.job_id == job.id)).scalars().all()
         assert [(m.epoch, m.test_acc, m.train_loss) for m in metrics] == [(1, 0.3, None)]
         assert s.get(Job, job.id).status == "queued"
@@ -74,6 +74,6 @@ def check_jobs_version_grows_with_every_change(engine) -> None:  # noqa: ANN001
         seen = [jobs_version(reader)]
         for _ in range(3):
             reader.rollback()
-            touch_jobs(writer)
+            commit_jobs(writer)
             seen.append(jobs_version(reader))
         assert seen[1] > seen[0] and seen[2] > seen[1] and seen[3] > seen[2], seen
