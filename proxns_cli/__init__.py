@@ -1,10 +1,15 @@
-"""The `proxns` console script: one group; each room contributes its own subcommands."""
+"""The `proxns` console script: one group; every command lives in a module of this package.
+
+``train`` (offline training), ``serve`` (API + workers), ``worker`` (training workers) and the
+HTTP client ``submit``/``jobs``/``show``/``download``. Importing the package never imports torch:
+only ``proxns train`` loads the training code, when it runs.
+"""
 
 from __future__ import annotations
 
 import click
 
-from proxns_core.cli import train
+from . import client, serve, train, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,11 +18,13 @@ def main() -> None:
     """ProxNS Lab: proximal network slimming, offline and as a service."""
 
 
-main.add_command(train)
-
-# The experiment service (api/, worker/): server, workers and the HTTP client.
-from api.cli import download, jobs, serve, show, submit  # noqa: E402
-from worker.cli import worker  # noqa: E402
-
-for _command in (serve, worker, submit, jobs, show, download):
+for _command in (
+    train.train,
+    serve.serve,
+    worker.worker,
+    client.submit,
+    client.jobs,
+    client.show,
+    client.download,
+):
     main.add_command(_command)

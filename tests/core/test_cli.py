@@ -44,6 +44,7 @@ def test_train_writes_config_metrics_result_and_model_files(tmp_path):
         "result.json",
         "slim.safetensors",
         "slim.json",
+        "slim.pt2",
         "slim.torchscript.pt",
         "slim.onnx",
     ):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 from service_checks import check_succeeded_job
-from service_helpers import TINY_JOB, alive, descendants, free_port, healthy, service_env, wait_for
+
+from proxns_testkit import TINY_JOB, alive, descendants, free_port, healthy, service_env, wait_for
 
 
 def proxns_command() -> list[str]:
@@ -89,7 +90,7 @@ def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(
             bad = tmp_path / "bad.yaml"
             bad.write_text("arch: resnet\ndepth: 100\n")
             rejected = cli("submit", str(bad))
-            assert rejected.returncode == 1
+            assert rejected.returncode == 2
             assert "depth: Value error, depth 100 is not valid for resnet" in rejected.stderr
 
         # Everything lives under ./var of the directory it was started in.

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 import pytest
-from service_helpers import alive, descendants, service_env, wait_for
 
-from worker.cli import parse_gpus
+from proxns_cli.worker import parse_gpus
+from proxns_testkit import alive, descendants, service_env, wait_for
 
 
 def environ_of(pid: int) -> dict[str, str]:

@@ -1,17 +1,17 @@
-"""``proxns worker``: one Celery worker process, or one per GPU pinned with CUDA_VISIBLE_DEVICES."""
+"""``proxns worker``: one Celery worker process, or one per GPU pinned with CUDA_VISIBLE_DEVICES.
+
+``python -m proxns_cli worker`` (how ``proxns serve`` and the supervisor start worker children) runs this
+command too. Celery and torch load only in the process that really runs a worker.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import click
 
-#: Seconds a worker gets after SIGTERM to hand its job back and exit before it is killed.
-STOP_GRACE = 60.0
+from .supervise import supervise
 
 
 def parse_gpus(text: str) -> list[str]:
@@ -48,45 +48,8 @@ def run_in_process(name: str, loglevel: str) -> None:
     app.worker_main(celery_argv(name, loglevel, settings.queue))
 
 
-def supervise(children: list[tuple[list[str], dict[str, str]]], grace: float = STOP_GRACE) -> int:
-    """Start the child commands, forward SIGTERM/SIGINT to them as SIGTERM, and wait for all of them.
-
-    If one child dies on its own the others are stopped too and the exit code is non-zero.
-    """
-    procs = [subprocess.Popen(cmd, env=env) for cmd, env in children]
-    stopping = False
-
-    def stop(*_args: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while any(p.poll() is None for p in procs):
-            if not stopping and any(p.poll() is not None for p in procs):
-                click.echo("a worker process exited; stopping the others", err=True)
-                stop()
-            if stopping:
-                deadline = time.monotonic() + grace
-                for p in procs:
-                    try:
-                        p.wait(timeout=max(0.1, deadline - time.monotonic()))
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                        p.wait()
-            time.sleep(0.2)
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-    codes = [p.returncode for p in procs]
-    return 0 if stopping and all(c in (0, -signal.SIGTERM) for c in codes) else 1
-
-
 def child_command(name: str, loglevel: str) -> list[str]:
-    return [sys.executable, "-m", "worker", "--name", name, "--loglevel", loglevel]
+    return [sys.executable, "-m", "proxns_cli", "worker", "--name", name, "--loglevel", loglevel]
 
 
 @click.command("worker")
@@ -115,12 +78,14 @@ def worker(gpus: str | None, processes: int, name: str | None, loglevel: str) ->
     if gpus is None and processes == 1:
         run_in_process(name or "proxns@%h", loglevel)
         return
-    children = []
+    children, names = [], []
     if gpus is not None:
         for gpu in parse_gpus(gpus):
             env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
             children.append((child_command(f"{name or 'proxns'}-gpu{gpu}@%h", loglevel), env))
+            names.append(f"worker process of GPU {gpu}")
     else:
         for i in range(processes):
             children.append((child_command(f"{name or 'proxns'}-{i}@%h", loglevel), dict(os.environ)))
-    sys.exit(supervise(children))
+            names.append(f"worker process {i}")
+    sys.exit(supervise(children, names=names))
