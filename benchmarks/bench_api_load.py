@@ -28,13 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.service_stack import (  # noqa: E402
     REDIS_URL,
-    TINY_JOB,
     api_process,
     drop_redis_queue,
     percentile,
     postgres_database,
-    service_env,
 )
+from proxns_testkit import TINY_JOB, service_env  # noqa: E402
 
 # --------------------------------------------------------------------------- load generator (own process)
 
@@ -141,10 +140,10 @@ def run_load_process(
 
 def store_jobs(database_url: str, n: int) -> None:
     """``n`` jobs in a realistic mix: 60 % succeeded with results, the rest queued/running/failed."""
-    from proxns_core.config import TrainConfig
+    from proxns_core.spec import TrainConfig
     from store import Result, make_engine, make_sessionmaker
     from store.models import utcnow
-    from store.queries import new_job
+    from store.queries import commit_jobs, new_job
 
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
@@ -153,9 +152,7 @@ def store_jobs(database_url: str, n: int) -> None:
         jobs = []
         for i in range(n):
             method = methods[i % 3]
-            cfg = TrainConfig(**{**TINY_JOB, "method": method, "lam": None, "seed": i}).model_dump(
-                mode="json"
-            )
+            cfg = TrainConfig(**{**TINY_JOB, "method": method, "lam": None, "seed": i})
             job = new_job(cfg)
             job.status = ["succeeded", "succeeded", "succeeded", "queued", "running", "failed"][i % 6]
             if job.status != "queued":
@@ -187,7 +184,7 @@ def store_jobs(database_url: str, n: int) -> None:
                         device="cpu",
                     )
                 )
-        s.commit()
+        commit_jobs(s)  # seeded states a worker would have reached: written directly, counted once
     engine.dispose()
 
 

@@ -28,9 +28,9 @@ from benchmarks.service_stack import (  # noqa: E402
     drop_redis_queue,
     percentile,
     postgres_database,
-    service_env,
     worker_process,
 )
+from proxns_testkit import service_env  # noqa: E402
 
 #: Long enough to be caught running, cheap to start (synthetic data, no download).
 JOB = {

@@ -1,71 +1,42 @@
-"""Shared by the service benchmarks: a throw-away Postgres database, API and worker processes."""
+"""Shared by the service benchmarks: a throw-away Postgres database, API and worker processes.
+
+The process helpers themselves live in ``proxns_testkit`` (one copy for the tests and the benchmarks);
+this module only adds what is particular to benchmarking.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import psycopg
-
-# One copy of the process helpers, shared with the service tests.
-from tests.service.service_helpers import (
-    REPO,
-    TINY_JOB,
+import proxns_testkit
+from proxns_testkit import (
     forget_redis_queue,
     free_port,
-    service_env,
+    start_api,
+    start_worker,
     stop_process,
+    wait_healthy,
 )
 
-__all__ = ["TINY_JOB", "free_port", "service_env"]
-
-PG_ADMIN_URL = os.environ.get("PROXNS_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("PROXNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get("PROXNS_BENCH_PG_ADMIN_URL", proxns_testkit.PG_ADMIN_URL)
+REDIS_URL = os.environ.get("PROXNS_BENCH_REDIS_URL", proxns_testkit.REDIS_URL)
 
 
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database() -> contextlib.AbstractContextManager[str]:
     """A fresh, migrated Postgres database (SQLAlchemy URL), dropped afterwards."""
-    from store.migrate import upgrade
-
-    name = f"proxns_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return proxns_testkit.postgres_database(PG_ADMIN_URL, prefix="proxns_bench")
 
 
 @contextlib.contextmanager
 def api_process(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
     """uvicorn serving ``api.main:create_app`` with ``workers`` processes; yields its base URL."""
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "api.main:create_app",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = start_api(env, port, log, workers=workers, access_log=False)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
@@ -78,31 +49,11 @@ def api_process(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "--loglevel", "warning"],
-        env=env,
-        cwd=REPO,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_worker(env, log, loglevel="warning")
     try:
         yield proc
     finally:
         stop_process(proc)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"API process exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"API at {url} not healthy after {timeout} s")
 
 
 def percentile(values: list[float], q: float) -> float:

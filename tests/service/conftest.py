@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from service_helpers import (
+
+from proxns_testkit import (
     PG_ADMIN_URL,
     REDIS_URL,
     Stack,

@@ -6,7 +6,9 @@ import time
 
 import pytest
 from service_checks import check_succeeded_job, check_torchscript_classifies
-from service_helpers import TINY_JOB, Stack, wait_for
+
+from proxns_core.spec import ARTIFACT_FORMATS
+from proxns_testkit import TINY_JOB, Stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,7 @@ def test_tiny_job_over_http_succeeds_with_metrics_result_and_artifacts(pg_stack:
 
     # Artifacts are stored per job under the artifact directory.
     assert sorted(p.name for p in (pg_stack.artifact_dir / str(job["id"])).glob("slim.*")) == sorted(
-        ["slim.json", "slim.onnx", "slim.safetensors", "slim.torchscript.pt"]
+        f.file for f in ARTIFACT_FORMATS.values()
     )
 
 

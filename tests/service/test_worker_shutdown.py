@@ -6,14 +6,14 @@ import signal
 from pathlib import Path
 
 import pytest
-from service_helpers import TINY_JOB, service_env, start_worker, stop_process, wait_for
 from sqlalchemy import select
 
 from api.queue import JobQueue
-from proxns_core.config import TrainConfig
+from proxns_core.spec import TrainConfig
+from proxns_testkit import TINY_JOB, service_env, start_worker, stop_process, wait_for
 from store import Job, Metric, make_engine, make_sessionmaker
 from store.migrate import upgrade
-from store.queries import new_job, request_cancel
+from store.queries import create_jobs, request_cancel
 from store.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -42,9 +42,7 @@ def test_sigterm_requeues_the_running_job_and_the_next_worker_resumes_it(
         **{**TINY_JOB, "dataset": "synthetic", "epochs": 1000, "train_subset": 128, "test_subset": 64}
     )
     with sessions() as s:
-        job = new_job(config.model_dump(mode="json"))
-        s.add(job)
-        s.commit()
+        (job,) = create_jobs(s, [config])
         job_id = job.id
     queue = JobQueue(settings)
     queue.enqueue(job_id)
@@ -111,9 +109,7 @@ def test_a_worker_killed_mid_job_leaves_no_job_running_once_a_worker_starts(
         **{**TINY_JOB, "dataset": "synthetic", "epochs": 1000, "train_subset": 128, "test_subset": 64}
     )
     with sessions() as s:
-        job = new_job(config.model_dump(mode="json"))
-        s.add(job)
-        s.commit()
+        (job,) = create_jobs(s, [config])
         job_id = job.id
     queue = JobQueue(settings)
     queue.enqueue(job_id)
