@@ -69,8 +69,3 @@ export function loadMeta() {
   }
   return metaPromise;
 }
-
-/** A job whose state can no longer change. */
-export function isFinished(status) {
-  return status === "succeeded" || status === "failed" || status === "cancelled";
-}

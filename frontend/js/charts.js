@@ -2,6 +2,7 @@
 // serialised on its own (SVG/PNG export) looks exactly like the one on the page.
 
 import { s } from "./dom.js";
+import { methodLabel } from "./format.js";
 
 export const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const AXIS = "#4b5563";
@@ -26,7 +27,8 @@ export function niceTicks(lo, hi, count = 5) {
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st >= raw) || 10 * mag;
   const start = Math.floor(lo / step + 1e-9) * step;
   const ticks = [];
-  for (let v = start; v <= hi + step * 0.5 + 1e-12; v += step) ticks.push(Number(v.toPrecision(12)));
+  // start + i * step, not a running sum: adding 0.2 three times to -0.6 misses zero by 6e-17.
+  for (let i = 0; start + i * step <= hi + step * 0.5 + 1e-12; i += 1) ticks.push(Number((start + i * step).toPrecision(12)));
   if (ticks[ticks.length - 1] < hi - 1e-12) ticks.push(Number((ticks[ticks.length - 1] + step).toPrecision(12)));
   return ticks;
 }
@@ -56,17 +58,20 @@ function frame({ width, height, title, desc }) {
   );
 }
 
+/** A grid line and a label (`format(t)`) per y tick. */
+function yGridLines(yTicks, y, { margin, width }, format) {
+  return yTicks.flatMap((t) => [
+    s("line", { x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t), stroke: GRID }),
+    s("text", { x: margin.left - 6, y: y(t) + 4, "text-anchor": "end", fill: AXIS }, format(t)),
+  ]);
+}
+
 /** Axes with grid lines, tick labels and axis titles; returns the scales. */
 function axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat, xLabel, yLabel }) {
   const x = scale(xTicks[0], xTicks[xTicks.length - 1], margin.left, width - margin.right);
   const y = scale(yTicks[0], yTicks[yTicks.length - 1], height - margin.bottom, margin.top);
   const g = s("g", { "aria-hidden": "true" });
-  for (const t of yTicks) {
-    g.append(
-      s("line", { x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t), stroke: GRID }),
-      s("text", { x: margin.left - 6, y: y(t) + 4, "text-anchor": "end", fill: AXIS }, yFormat(t)),
-    );
-  }
+  g.append(...yGridLines(yTicks, y, { margin, width }, yFormat));
   for (const t of xTicks) {
     g.append(
       s("line", { x1: x(t), x2: x(t), y1: height - margin.bottom, y2: height - margin.bottom + 4, stroke: AXIS }),
@@ -112,115 +117,181 @@ function legend(svg, items, { x, y }) {
   return g;
 }
 
+/** A chart with no data: `text` in the middle of the frame. */
+function emptyNote(svg, width, height, text) {
+  svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, text));
+  return svg;
+}
+
 /**
- * Line chart of one or more series: {name, color, dash?, points: [{x, y}]}.
- * Empty series are skipped; with no points at all it shows `emptyText`.
+ * The y range a line chart shows: the values' (or yMin/yMax where given), widened to at least
+ * `yMinSpan` so a flat curve (e.g. no ξ at zero yet) gets a sensible range, not one around ±0.5.
  */
-export function lineChart({ title, xLabel, yLabel, series, yFormat = String, yTickFormat, xFormat = String, yMin, yMax, yMinSpan = 0, xMin, xMax, emptyText = "No data yet", width = 640, height = 260 }) {
-  const svg = frame({ width, height, title });
-  const all = series.flatMap((sr) => sr.points);
-  const margin = { top: 30, right: 16, bottom: 42, left: 62 };
-  if (all.length === 0) {
-    svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, emptyText));
-    return svg;
-  }
-  const xs = all.map((p) => p.x);
-  const ys = all.map((p) => p.y).filter((v) => v !== null && Number.isFinite(v));
-  const xTicks = niceTicks(xMin ?? Math.min(...xs), xMax ?? Math.max(...xs, (xMin ?? Math.min(...xs)) + 1), 6).filter((t) => Number.isInteger(t));
+export function lineYRange(ys, { yMin, yMax, yMinSpan = 0 } = {}) {
   let yLo = yMin ?? Math.min(...ys);
   let yHi = yMax ?? Math.max(...ys);
   if (yHi - yLo < yMinSpan) {
-    // A flat curve (e.g. no ξ at zero yet) gets a sensible range instead of one around ±0.5.
     const mid = (yLo + yHi) / 2;
     yLo = yMin ?? mid - yMinSpan / 2;
     yHi = yLo + yMinSpan;
   }
-  const yTicks = niceTicks(yLo, yHi, 5);
-  const { x, y } = axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat: yTickFormat || yFormat, xLabel, yLabel });
-  for (const sr of series) {
-    const pts = sr.points.filter((p) => p.y !== null && Number.isFinite(p.y));
-    if (!pts.length) continue;
-    const g = s("g", { "data-series": sr.name });
+  return [yLo, yHi];
+}
+
+/** One series' line and a titled dot per point; null when it has no finite point. */
+function seriesGroup(sr, { x, y }, { xLabel, xFormat, yFormat }) {
+  const pts = sr.points.filter((p) => p.y !== null && Number.isFinite(p.y));
+  if (!pts.length) return null;
+  const g = s("g", { "data-series": sr.name });
+  g.append(
+    s("polyline", {
+      points: pts.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(" "),
+      fill: "none",
+      stroke: sr.color,
+      "stroke-width": 2,
+      "stroke-dasharray": sr.dash || null,
+      "stroke-linejoin": "round",
+    }),
+  );
+  for (const p of pts) {
     g.append(
-      s("polyline", {
-        points: pts.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(" "),
-        fill: "none",
-        stroke: sr.color,
-        "stroke-width": 2,
-        "stroke-dasharray": sr.dash || null,
-        "stroke-linejoin": "round",
-      }),
+      s(
+        "circle",
+        { cx: x(p.x).toFixed(1), cy: y(p.y).toFixed(1), r: pts.length > 60 ? 1.5 : 3, fill: sr.color },
+        s("title", {}, `${sr.name} · ${xLabel} ${xFormat(p.x)}: ${yFormat(p.y)}`),
+      ),
     );
-    for (const p of pts) {
-      g.append(
-        s(
-          "circle",
-          { cx: x(p.x).toFixed(1), cy: y(p.y).toFixed(1), r: pts.length > 60 ? 1.5 : 3, fill: sr.color },
-          s("title", {}, `${sr.name} · ${xLabel} ${xFormat(p.x)}: ${yFormat(p.y)}`),
-        ),
-      );
-    }
-    svg.append(g);
   }
-  // Dashed (fine-tune) series share one legend entry instead of repeating every name.
+  return g;
+}
+
+/** Legend entries: one per solid series; dashed (fine-tune) series share one entry instead of repeating every name. */
+function lineLegendItems(series) {
   const named = series.filter((sr) => sr.points.length && !sr.dash);
   const items = named.map((sr) => ({
     name: sr.name,
     swatch: (lx, ly) => s("line", { x1: lx - 2, x2: lx + 8, y1: ly + 4, y2: ly + 4, stroke: sr.color, "stroke-width": 3 }),
   }));
   if (series.some((sr) => sr.points.length && sr.dash)) {
-    items.push({ name: "fine-tune", swatch: (lx, ly) => s("line", { x1: lx - 2, x2: lx + 8, y1: ly + 4, y2: ly + 4, stroke: AXIS, "stroke-width": 2, "stroke-dasharray": "3 2" }) });
+    items.push({
+      name: "fine-tune",
+      swatch: (lx, ly) =>
+        s("line", { x1: lx - 2, x2: lx + 8, y1: ly + 4, y2: ly + 4, stroke: AXIS, "stroke-width": 2, "stroke-dasharray": "3 2" }),
+    });
   }
+  return items;
+}
+
+/**
+ * Line chart of one or more series: {name, color, dash?, points: [{x, y}]}.
+ * Empty series are skipped; with no points at all it shows `emptyText`.
+ */
+export function lineChart({
+  title,
+  xLabel,
+  yLabel,
+  series,
+  yFormat = String,
+  yTickFormat,
+  xFormat = String,
+  yMin,
+  yMax,
+  yMinSpan = 0,
+  xMin,
+  xMax,
+  emptyText = "No data yet",
+  width = 640,
+  height = 260,
+}) {
+  const svg = frame({ width, height, title });
+  const all = series.flatMap((sr) => sr.points);
+  const margin = { top: 30, right: 16, bottom: 42, left: 62 };
+  if (all.length === 0) return emptyNote(svg, width, height, emptyText);
+  const xs = all.map((p) => p.x);
+  const ys = all.map((p) => p.y).filter((v) => v !== null && Number.isFinite(v));
+  const xTicks = niceTicks(xMin ?? Math.min(...xs), xMax ?? Math.max(...xs, (xMin ?? Math.min(...xs)) + 1), 6).filter((t) =>
+    Number.isInteger(t),
+  );
+  const yTicks = niceTicks(...lineYRange(ys, { yMin, yMax, yMinSpan }), 5);
+  const scales = axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat: yTickFormat || yFormat, xLabel, yLabel });
+  for (const sr of series) {
+    const g = seriesGroup(sr, scales, { xLabel, xFormat, yFormat });
+    if (g) svg.append(g);
+  }
+  const items = lineLegendItems(series);
   if (items.length > 1) legend(svg, items, { x: margin.left + 4, y: 14 });
   return svg;
+}
+
+const TOTAL_FILL = "#cbd5e1";
+const KEPT_FILL = "#1d4ed8";
+
+/** One layer's column: total (light) behind kept (dark), titled, and numbered every `labelEvery`. */
+function layerColumn(layer, i, { bx, bw, y, labelY, labelEvery }) {
+  const col = s("g", { "data-layer": layer.name });
+  const bar = (value, fill) =>
+    s("rect", { x: bx.toFixed(1), y: y(value).toFixed(1), width: bw.toFixed(1), height: (y(0) - y(value)).toFixed(1), fill });
+  col.append(
+    s(
+      "title",
+      {},
+      `${layer.name}: kept ${layer.kept} of ${layer.total} (${layer.total ? Math.round((100 * layer.kept) / layer.total) : 0} %)`,
+    ),
+    bar(layer.total, TOTAL_FILL),
+    bar(layer.kept, KEPT_FILL),
+  );
+  if (i % labelEvery === 0) {
+    const lx = bx + bw / 2;
+    col.append(
+      s(
+        "text",
+        { x: lx, y: labelY, "text-anchor": "end", fill: AXIS, "font-size": 10, transform: `rotate(-45 ${lx} ${labelY})` },
+        String(i + 1),
+      ),
+    );
+  }
+  return col;
+}
+
+/** The bar chart's baseline and axis titles. */
+function layerAxisTitles(y, { margin, width, height }) {
+  return [
+    s("line", { x1: margin.left, x2: width - margin.right, y1: y(0), y2: y(0), stroke: AXIS }),
+    s(
+      "text",
+      { x: (margin.left + width - margin.right) / 2, y: height - 6, "text-anchor": "middle", fill: TEXT },
+      "layer (BN, in network order)",
+    ),
+    s(
+      "text",
+      { x: -(margin.top + height - margin.bottom) / 2, y: 14, transform: "rotate(-90)", "text-anchor": "middle", fill: TEXT },
+      "channels",
+    ),
+  ];
 }
 
 /** Channels per layer: total (light) behind kept (dark), one column per layer. */
 export function layerBars({ layers, width = 900, height = 300 }) {
   const svg = frame({ width, height, title: "Channels per layer: total and kept after slimming" });
   const margin = { top: 30, right: 16, bottom: 56, left: 58 };
-  if (!layers.length) {
-    svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, "No layer data"));
-    return svg;
-  }
+  if (!layers.length) return emptyNote(svg, width, height, "No layer data");
+  const box = { margin, width, height };
   const yTicks = niceTicks(0, Math.max(...layers.map((l) => l.total)), 5);
   const y = scale(0, yTicks[yTicks.length - 1], height - margin.bottom, margin.top);
   const band = (width - margin.left - margin.right) / layers.length;
-  const g = s("g", { "aria-hidden": "true" });
-  for (const t of yTicks) {
-    g.append(
-      s("line", { x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t), stroke: GRID }),
-      s("text", { x: margin.left - 6, y: y(t) + 4, "text-anchor": "end", fill: AXIS }, String(t)),
-    );
-  }
-  svg.append(g);
+  svg.append(s("g", { "aria-hidden": "true" }, yGridLines(yTicks, y, box, String)));
   const labelEvery = Math.ceil(layers.length / 24);
+  const bw = Math.max(1, band * 0.76);
   layers.forEach((layer, i) => {
     const bx = margin.left + i * band + band * 0.12;
-    const bw = Math.max(1, band * 0.76);
-    const col = s("g", { "data-layer": layer.name });
-    col.append(
-      s("title", {}, `${layer.name}: kept ${layer.kept} of ${layer.total} (${layer.total ? Math.round((100 * layer.kept) / layer.total) : 0} %)`),
-      s("rect", { x: bx.toFixed(1), y: y(layer.total).toFixed(1), width: bw.toFixed(1), height: (y(0) - y(layer.total)).toFixed(1), fill: "#cbd5e1" }),
-      s("rect", { x: bx.toFixed(1), y: y(layer.kept).toFixed(1), width: bw.toFixed(1), height: (y(0) - y(layer.kept)).toFixed(1), fill: "#1d4ed8" }),
-    );
-    if (i % labelEvery === 0) {
-      const lx = bx + bw / 2;
-      const ly = height - margin.bottom + 10;
-      col.append(s("text", { x: lx, y: ly, "text-anchor": "end", fill: AXIS, "font-size": 10, transform: `rotate(-45 ${lx} ${ly})` }, String(i + 1)));
-    }
-    svg.append(col);
+    svg.append(layerColumn(layer, i, { bx, bw, y, labelY: height - margin.bottom + 10, labelEvery }));
   });
-  svg.append(
-    s("line", { x1: margin.left, x2: width - margin.right, y1: y(0), y2: y(0), stroke: AXIS }),
-    s("text", { x: (margin.left + width - margin.right) / 2, y: height - 6, "text-anchor": "middle", fill: TEXT }, "layer (BN, in network order)"),
-    s("text", { x: -(margin.top + height - margin.bottom) / 2, y: 14, transform: "rotate(-90)", "text-anchor": "middle", fill: TEXT }, "channels"),
-  );
+  svg.append(...layerAxisTitles(y, box));
   legend(
     svg,
     [
-      { name: "total", swatch: (lx, ly) => s("rect", { x: lx, y: ly, width: 9, height: 9, fill: "#cbd5e1" }) },
-      { name: "kept", swatch: (lx, ly) => s("rect", { x: lx, y: ly, width: 9, height: 9, fill: "#1d4ed8" }) },
+      { name: "total", swatch: (lx, ly) => s("rect", { x: lx, y: ly, width: 9, height: 9, fill: TOTAL_FILL }) },
+      { name: "kept", swatch: (lx, ly) => s("rect", { x: lx, y: ly, width: 9, height: 9, fill: KEPT_FILL }) },
     ],
     { x: margin.left + 4, y: 14 },
   );
@@ -257,6 +328,93 @@ export function marker(shape, cx, cy, r, color, extra = {}) {
   return s("circle", { cx, cy, r, ...common });
 }
 
+/** The scatter plot's y range: the accuracies and the baseline, padded, within [0, 1]. */
+export function scatterYRange(points, baseline) {
+  const ys = points.map((p) => p.y);
+  if (baseline !== null && baseline !== undefined) ys.push(baseline);
+  const lo = ys.length ? Math.min(...ys) : 0;
+  const hi = ys.length ? Math.max(...ys) : 1;
+  const pad = Math.max(0.01, (hi - lo) * 0.15);
+  return [Math.max(0, lo - pad), Math.min(1, hi + pad)];
+}
+
+/** The baseline's accuracy as a dashed line across the plot. */
+function baselineLine(baseline, y, { margin, width }) {
+  return s(
+    "g",
+    { class: "baseline-line" },
+    s("line", {
+      x1: margin.left,
+      x2: width - margin.right,
+      y1: y(baseline),
+      y2: y(baseline),
+      stroke: "#111827",
+      "stroke-width": 1.5,
+      "stroke-dasharray": "6 4",
+    }),
+    s(
+      "text",
+      { x: width - margin.right - 4, y: y(baseline) - 6, "text-anchor": "end", fill: "#111827" },
+      `baseline ${(baseline * 100).toFixed(1)} %`,
+    ),
+  );
+}
+
+const OTHER_METHOD_STYLE = { color: "#7c3aed", marker: "diamond" };
+
+/** One job's marker: focusable, reporting hover, focus and Enter/click to `onPoint`. */
+function pointMarker(p, { x, y }, onPoint) {
+  const style = METHOD_STYLE[p.method] || OTHER_METHOD_STYLE;
+  const g = s("g", {
+    class: "point",
+    tabindex: 0,
+    role: "link",
+    cursor: "pointer",
+    "data-job-id": p.job_id,
+    "aria-label": `${p.method} job ${p.job_id}: ${(p.y * 100).toFixed(1)} % accuracy at ${(p.x * 100).toFixed(1)} % pruned; press Enter to open`,
+  });
+  g.append(marker(style.marker, x(p.x), y(p.y), 6, style.color));
+  if (!onPoint) return g;
+  for (const [event, kind] of [
+    ["mouseenter", "enter"],
+    ["focus", "enter"],
+    ["mouseleave", "leave"],
+    ["blur", "leave"],
+    ["click", "open"],
+  ]) {
+    g.addEventListener(event, (ev) => onPoint(kind, p, g, ev));
+  }
+  g.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      onPoint("open", p, g, ev);
+    }
+  });
+  return g;
+}
+
+/** Markers on the same spot: the group's count beside the topmost one. */
+function overlapCounts(points, { x, y }) {
+  const counted = new Set();
+  const labels = [];
+  for (const p of [...points].reverse()) {
+    if (!p.overlaps?.length || counted.has(p.job_id)) continue;
+    for (const id of [p.job_id, ...p.overlaps]) counted.add(id);
+    labels.push(
+      s("text", { x: x(p.x) + 9, y: y(p.y) - 7, fill: TEXT, "font-size": 11, "aria-hidden": "true" }, `×${p.overlaps.length + 1}`),
+    );
+  }
+  return labels;
+}
+
+/** One legend entry per method plotted, with its marker. */
+function methodLegendItems(points) {
+  return [...new Set(points.map((p) => p.method))].map((m) => {
+    const style = METHOD_STYLE[m] || OTHER_METHOD_STYLE;
+    return { name: methodLabel(m), swatch: (lx, ly) => marker(style.marker, lx + 4, ly + 4, 5, style.color) };
+  });
+}
+
 /**
  * The headline plot: accuracy (y) against pruned share (x), one marker per job.
  * points: [{job_id, method, x, y, ...}]; baseline: accuracy or null.
@@ -265,73 +423,26 @@ export function marker(shape, cx, cy, r, color, extra = {}) {
 export function scatterPlot({ points, baseline, yLabel, onPoint, width = 720, height = 420 }) {
   const svg = frame({ width, height, title: "Test accuracy against the share of channels pruned", desc: `${points.length} finished jobs` });
   const margin = { top: 40, right: 24, bottom: 48, left: 62 };
-  const ys = points.map((p) => p.y);
-  if (baseline !== null && baseline !== undefined) ys.push(baseline);
   const xTicks = niceTicks(0, Math.max(0.1, ...points.map((p) => p.x)) * 1.05, 6).filter((t) => t <= 1.0001);
-  let yLo = ys.length ? Math.min(...ys) : 0;
-  let yHi = ys.length ? Math.max(...ys) : 1;
-  const pad = Math.max(0.01, (yHi - yLo) * 0.15);
-  yLo = Math.max(0, yLo - pad);
-  yHi = Math.min(1, yHi + pad);
-  const yTicks = niceTicks(yLo, yHi, 5);
+  const yTicks = niceTicks(...scatterYRange(points, baseline), 5);
   const pctFmt = (v) => `${Math.round(v * 1000) / 10}`;
-  const { x, y } = axes(svg, { width, height, margin, xTicks, yTicks, xFormat: pctFmt, yFormat: pctFmt, xLabel: "channels pruned (%)", yLabel });
-  if (baseline !== null && baseline !== undefined) {
-    svg.append(
-      s(
-        "g",
-        { class: "baseline-line" },
-        s("line", { x1: margin.left, x2: width - margin.right, y1: y(baseline), y2: y(baseline), stroke: "#111827", "stroke-width": 1.5, "stroke-dasharray": "6 4" }),
-        s("text", { x: width - margin.right - 4, y: y(baseline) - 6, "text-anchor": "end", fill: "#111827" }, `baseline ${(baseline * 100).toFixed(1)} %`),
-      ),
-    );
-  }
-  if (!points.length) {
-    svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, "No finished jobs yet: points appear here as jobs finish"));
-  }
+  const scales = axes(svg, {
+    width,
+    height,
+    margin,
+    xTicks,
+    yTicks,
+    xFormat: pctFmt,
+    yFormat: pctFmt,
+    xLabel: "channels pruned (%)",
+    yLabel,
+  });
+  if (baseline !== null && baseline !== undefined) svg.append(baselineLine(baseline, scales.y, { margin, width }));
+  if (!points.length) emptyNote(svg, width, height, "No finished jobs yet: points appear here as jobs finish");
   const layer = s("g", { class: "points" });
-  for (const p of points) {
-    const style = METHOD_STYLE[p.method] || { color: "#7c3aed", marker: "diamond" };
-    const g = s("g", {
-      class: "point",
-      tabindex: 0,
-      role: "link",
-      cursor: "pointer",
-      "data-job-id": p.job_id,
-      "aria-label": `${p.method} job ${p.job_id}: ${(p.y * 100).toFixed(1)} % accuracy at ${(p.x * 100).toFixed(1)} % pruned; press Enter to open`,
-    });
-    g.append(marker(style.marker, x(p.x), y(p.y), 6, style.color));
-    if (onPoint) {
-      g.addEventListener("mouseenter", (ev) => onPoint("enter", p, g, ev));
-      g.addEventListener("focus", (ev) => onPoint("enter", p, g, ev));
-      g.addEventListener("mouseleave", (ev) => onPoint("leave", p, g, ev));
-      g.addEventListener("blur", (ev) => onPoint("leave", p, g, ev));
-      g.addEventListener("click", (ev) => onPoint("open", p, g, ev));
-      g.addEventListener("keydown", (ev) => {
-        if (ev.key === "Enter" || ev.key === " ") {
-          ev.preventDefault();
-          onPoint("open", p, g, ev);
-        }
-      });
-    }
-    layer.append(g);
-  }
-  // Markers on the same spot: label the group's count beside the topmost one.
-  const counted = new Set();
-  for (const p of [...points].reverse()) {
-    if (!p.overlaps || !p.overlaps.length || counted.has(p.job_id)) continue;
-    for (const id of [p.job_id, ...p.overlaps]) counted.add(id);
-    layer.append(s("text", { x: x(p.x) + 9, y: y(p.y) - 7, fill: TEXT, "font-size": 11, "aria-hidden": "true" }, `×${p.overlaps.length + 1}`));
-  }
+  for (const p of points) layer.append(pointMarker(p, scales, onPoint));
+  layer.append(...overlapCounts(points, scales));
   svg.append(layer);
-  const methods = [...new Set(points.map((p) => p.method))];
-  legend(
-    svg,
-    methods.map((m) => {
-      const style = METHOD_STYLE[m] || { color: "#7c3aed", marker: "diamond" };
-      return { name: m === "proxns" ? "ProxNS" : m === "ns" ? "NS" : m === "baseline" ? "Baseline" : m, swatch: (lx, ly) => marker(style.marker, lx + 4, ly + 4, 5, style.color) };
-    }),
-    { x: margin.left + 4, y: 16 },
-  );
+  legend(svg, methodLegendItems(points), { x: margin.left + 4, y: 16 });
   return svg;
 }

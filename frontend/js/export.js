@@ -58,7 +58,7 @@ export function savePng(svg, filename, scale = 2) {
 function csvCell(value) {
   if (value === null || value === undefined) return "";
   const str = String(value);
-  return /[",\n]/.test(str) ? `"${str.replace(/"/g, '""')}"` : str;
+  return /[",\r\n]/.test(str) ? `"${str.replace(/"/g, '""')}"` : str;
 }
 
 /** CSV text with a header row; `columns` names the keys of each row, in order. */
@@ -66,6 +66,13 @@ export function toCsv(rows, columns) {
   const lines = [columns.join(",")];
   for (const row of rows) lines.push(columns.map((c) => csvCell(row[c])).join(","));
   return `${lines.join("\n")}\n`;
+}
+
+/** CSV columns for `rows`: the `first` keys, then every other key in the order the rows have them. */
+export function csvColumns(rows, first = []) {
+  const columns = new Set(first);
+  for (const row of rows) for (const key of Object.keys(row)) columns.add(key);
+  return [...columns];
 }
 
 export function saveCsv(rows, columns, filename) {

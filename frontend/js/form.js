@@ -3,6 +3,8 @@
 
 import { h } from "./dom.js";
 import { num } from "./format.js";
+import { methodFieldDefaults, methodFieldVisibility } from "./rules.js";
+import { parseList } from "./sweep.js";
 
 // Layout only: which fieldset a field sits in and a friendlier label. Fields the schema has and
 // this list lacks still appear (under "Other"); fields it lists that the schema lacks are skipped.
@@ -50,205 +52,255 @@ export function cleanMessage(msg) {
   return String(msg).replace(/^Value error, /, "");
 }
 
-/**
- * Form state for one training config. Returns {element, read, setValues, fields, errorSlot}.
- * `prefix` keeps ids unique when two forms share a page.
- */
-export function configFields(meta, prefix, { onChange } = {}) {
-  const schema = meta.schema || { properties: {} };
-  const props = schema.properties || {};
-  const defaults = meta.defaults || {};
-  const plain = defaults.fields || {};
-  const fields = {};
-
+/** [title, names] per fieldset: GROUPS' fields the schema has, then the schema's others under "Other". */
+export function fieldGroups(props) {
   const grouped = new Set(GROUPS.flatMap(([, names]) => names));
   const groups = GROUPS.map(([title, names]) => [title, names.filter((n) => n in props)]);
   const others = Object.keys(props).filter((n) => !grouped.has(n));
   if (others.length) groups.push(["Other", others]);
+  return groups.filter(([, names]) => names.length);
+}
 
-  const id = (name) => `${prefix}-${name}`;
+// Field builders. `ctx` is one form's state: {meta, prefix, props, defaults, plain, fields}; each
+// builder registers its field in ctx.fields as {el, control, errorEl, name}.
 
-  function wrap(name, control, { hint, checkbox = false } = {}) {
-    const hintEl = hint ? h("div", { class: "hint", id: `${id(name)}-hint` }, hint) : null;
-    const errorEl = h("div", { class: "field-error", id: `${id(name)}-error`, "aria-live": "polite", dataset: { errorFor: name } });
-    control.id = id(name);
-    control.name = name;
-    control.setAttribute("aria-describedby", [hintEl && hintEl.id, errorEl.id].filter(Boolean).join(" "));
-    const label = h("label", { for: id(name) }, LABELS[name] || props[name]?.title || name);
-    const el = checkbox
-      ? h("div", { class: "field field-checkbox", dataset: { field: name } }, h("div", { class: "check" }, control, label), hintEl, errorEl)
-      : h("div", { class: "field", dataset: { field: name } }, label, control, hintEl, errorEl);
-    fields[name] = { el, control, errorEl, name };
-    return el;
-  }
+/** A field's label, control, hint and error slot, with the ids and aria links between them. */
+function wrapField(ctx, name, control, { hint, checkbox = false } = {}) {
+  const fieldId = `${ctx.prefix}-${name}`;
+  const hintEl = hint ? h("div", { class: "hint", id: `${fieldId}-hint` }, hint) : null;
+  const errorEl = h("div", { class: "field-error", id: `${fieldId}-error`, "aria-live": "polite", dataset: { errorFor: name } });
+  control.id = fieldId;
+  control.name = name;
+  control.setAttribute("aria-describedby", [hintEl?.id, errorEl.id].filter(Boolean).join(" "));
+  const label = h("label", { for: fieldId }, LABELS[name] || ctx.props[name]?.title || name);
+  const el = checkbox
+    ? h("div", { class: "field field-checkbox", dataset: { field: name } }, h("div", { class: "check" }, control, label), hintEl, errorEl)
+    : h("div", { class: "field", dataset: { field: name } }, label, control, hintEl, errorEl);
+  ctx.fields[name] = { el, control, errorEl, name };
+  return el;
+}
 
-  function select(options) {
-    return h(
-      "select",
+function selectControl(options) {
+  return h(
+    "select",
+    {},
+    options.map((o) => h("option", { value: o.value, disabled: o.disabled, selected: o.selected, title: o.title }, o.label)),
+  );
+}
+
+/** The data sets this server cannot load, with the reasons, folded away. */
+function unavailableDatasets(missing) {
+  return h(
+    "details",
+    { class: "unavailable" },
+    h("summary", {}, `Unavailable on this server: ${missing.map((d) => d.name).join(", ")}`),
+    h(
+      "ul",
       {},
-      options.map((o) => h("option", { value: o.value, disabled: o.disabled, selected: o.selected, title: o.title }, o.label)),
+      missing.map((d) => h("li", {}, h("strong", {}, d.name), d.reason ? `: ${d.reason}` : "")),
+    ),
+  );
+}
+
+function datasetField(ctx) {
+  const datasets = ctx.meta.datasets || [];
+  const firstAvailable = datasets.find((d) => d.available);
+  const preferred = datasets.find((d) => d.name === ctx.plain.dataset && d.available) || firstAvailable;
+  const control = selectControl(
+    datasets.map((d) => ({
+      value: d.name,
+      label: d.available ? d.name : `${d.name} (unavailable)`,
+      title: d.available ? null : d.reason,
+      disabled: !d.available,
+      selected: preferred && d.name === preferred.name,
+    })),
+  );
+  const missing = datasets.filter((d) => !d.available);
+  return wrapField(ctx, "dataset", control, { hint: missing.length ? unavailableDatasets(missing) : ctx.props.dataset?.description });
+}
+
+function archField(ctx) {
+  const control = selectControl((ctx.meta.archs || []).map((a) => ({ value: a.name, label: a.name, selected: a.name === ctx.plain.arch })));
+  return wrapField(ctx, "arch", control, { hint: ctx.props.arch?.description });
+}
+
+/** Its options depend on the architecture: refreshDepth fills them. */
+function depthField(ctx) {
+  return wrapField(ctx, "depth", h("select", {}), { hint: "" });
+}
+
+function methodField(ctx) {
+  const control = selectControl((ctx.meta.methods || []).map((m) => ({ value: m, label: m, selected: m === ctx.plain.method })));
+  return wrapField(ctx, "method", control, { hint: ctx.props.method?.description });
+}
+
+function enumControl(ctx, name, prop) {
+  const allowDefault = ctx.props[name].default === undefined || prop.nullable;
+  return selectControl([
+    ...(allowDefault ? [{ value: "", label: "default" }] : []),
+    ...prop.enum.map((v) => ({ value: v, label: v, selected: v === ctx.plain[name] })),
+  ]);
+}
+
+function numberControl(plainValue, type) {
+  // No min/max attributes on purpose: the form is `novalidate` and the API's message is the one shown.
+  return h("input", {
+    type: "number",
+    step: "any",
+    inputmode: type === "integer" ? "numeric" : "decimal",
+    placeholder: plainValue !== null && plainValue !== undefined ? num(plainValue, 6) : "default",
+    dataset: { kind: type },
+  });
+}
+
+function listControl() {
+  return h("input", { type: "text", inputmode: "numeric", placeholder: "default", autocomplete: "off", dataset: { kind: "list" } });
+}
+
+/** A free-text field; `device` also gets a list of suggestions. */
+function textField(ctx, name, hint) {
+  const optionsId = `${ctx.prefix}-${name}-options`;
+  const attrs = { type: "text", autocomplete: "off", placeholder: ctx.plain[name] ?? "default" };
+  if (name === "device") attrs.list = optionsId;
+  const el = wrapField(ctx, name, h("input", attrs), { hint });
+  if (name === "device")
+    el.append(
+      h(
+        "datalist",
+        { id: optionsId },
+        DEVICE_SUGGESTIONS.map((d) => h("option", { value: d })),
+      ),
     );
-  }
+  return el;
+}
 
-  function datasetField() {
-    const datasets = meta.datasets || [];
-    const firstAvailable = datasets.find((d) => d.available);
-    const preferred = datasets.find((d) => d.name === plain.dataset && d.available) || firstAvailable;
-    const control = select(
-      datasets.map((d) => ({
-        value: d.name,
-        label: d.available ? d.name : `${d.name} (unavailable)`,
-        title: d.available ? null : d.reason,
-        disabled: !d.available,
-        selected: preferred && d.name === preferred.name,
-      })),
-    );
-    const missing = datasets.filter((d) => !d.available);
-    const hint = missing.length
-      ? h(
-          "details",
-          { class: "unavailable" },
-          h("summary", {}, `Unavailable on this server: ${missing.map((d) => d.name).join(", ")}`),
-          h("ul", {}, missing.map((d) => h("li", {}, h("strong", {}, d.name), d.reason ? `: ${d.reason}` : ""))),
-        )
-      : props.dataset?.description;
-    return wrap("dataset", control, { hint });
+/** A field built from its JSON-schema property alone. */
+function schemaField(ctx, name) {
+  const prop = baseType(ctx.props[name]);
+  const hint = ctx.props[name].description || "";
+  if (prop.type === "boolean") {
+    return wrapField(ctx, name, h("input", { type: "checkbox", checked: ctx.plain[name] === true }), { hint, checkbox: true });
   }
+  if (prop.enum) return wrapField(ctx, name, enumControl(ctx, name, prop), { hint });
+  if (prop.type === "integer" || prop.type === "number") return wrapField(ctx, name, numberControl(ctx.plain[name], prop.type), { hint });
+  if (prop.type === "array") return wrapField(ctx, name, listControl(), { hint: hint || "comma-separated" });
+  return textField(ctx, name, hint);
+}
 
-  function archField() {
-    const control = select((meta.archs || []).map((a) => ({ value: a.name, label: a.name, selected: a.name === plain.arch })));
-    return wrap("arch", control, { hint: props.arch?.description });
+const FIELD_BUILDERS = { dataset: datasetField, arch: archField, depth: depthField, method: methodField };
+
+function groupFieldset(ctx, title, names) {
+  const build = (name) => (FIELD_BUILDERS[name] || schemaField)(ctx, name);
+  return h("fieldset", { class: "group" }, h("legend", {}, title), h("div", { class: "grid" }, names.map(build)));
+}
+
+// Refreshing after the architecture or method changes.
+
+/** The depths the architecture allows, keeping the chosen one where it still applies. */
+function refreshDepth(ctx, arch) {
+  const field = ctx.fields.depth;
+  if (!field) return;
+  const info = (ctx.meta.archs || []).find((a) => a.name === arch) || { depths: [] };
+  const current = field.control.value;
+  const dflt = ctx.defaults.depth?.[arch] ?? info.default_depth;
+  const options = [{ value: "", label: `default (${dflt})` }, ...info.depths.map((d) => ({ value: String(d), label: String(d) }))];
+  field.control.replaceChildren(...options.map((o) => h("option", { value: o.value, selected: o.value === current }, o.label)));
+  const hint = field.el.querySelector(".hint");
+  if (hint) hint.textContent = info.depth_rule ? `Allowed: ${info.depth_rule}` : "";
+}
+
+/** Show and enable only the method-specific fields the method takes (meta.method_fields). */
+function refreshMethodFields(ctx, method) {
+  for (const [name, show] of Object.entries(methodFieldVisibility(ctx.meta, method))) {
+    const f = ctx.fields[name];
+    if (!f) continue;
+    f.el.hidden = !show;
+    f.control.disabled = !show;
   }
+}
 
-  function depthField() {
-    return wrap("depth", h("select", {}), { hint: "" });
+/** Defaults that depend on the architecture or method, shown greyed inside their fields. */
+function refreshPlaceholders(ctx, arch, method) {
+  for (const [name, d] of Object.entries(methodFieldDefaults(ctx.meta, arch, method))) {
+    if (ctx.fields[name]) ctx.fields[name].control.placeholder = `default ${num(d, 6)}`;
   }
+}
 
-  function methodField() {
-    const control = select((meta.methods || []).map((m) => ({ value: m, label: m, selected: m === plain.method })));
-    return wrap("method", control, { hint: props.method?.description });
-  }
+// Reading and filling the form.
 
-  function genericField(name) {
-    const prop = baseType(props[name]);
-    const hint = props[name].description || "";
-    if (prop.type === "boolean") {
-      return wrap(name, h("input", { type: "checkbox", checked: plain[name] === true }), { hint, checkbox: true });
+/** A filled-in control's value as the config wants it. */
+function controlValue(name, control) {
+  const raw = control.value.trim();
+  if (control.type === "number" || name === "depth") return Number(raw);
+  if (control.dataset.kind === "list") return parseList(raw);
+  return raw;
+}
+
+/** The config dict to send: empty fields left out so the server fills its defaults. */
+function readConfig(fields, plain) {
+  const config = {};
+  const problems = {};
+  for (const [name, { control }] of Object.entries(fields)) {
+    if (control.disabled) continue;
+    if (control.type === "checkbox") {
+      if (control.checked !== (plain[name] === true)) config[name] = control.checked;
+    } else if (control.type === "number" && control.validity.badInput) {
+      problems[name] = "not a number";
+    } else if (control.value.trim() !== "") {
+      config[name] = controlValue(name, control);
     }
-    if (prop.enum) {
-      const control = select([
-        ...(props[name].default === undefined || prop.nullable ? [{ value: "", label: "default" }] : []),
-        ...prop.enum.map((v) => ({ value: v, label: v, selected: v === plain[name] })),
-      ]);
-      return wrap(name, control, { hint });
-    }
-    if (prop.type === "integer" || prop.type === "number") {
-      // No min/max attributes on purpose: the form is `novalidate` and the API's message is the one shown.
-      const control = h("input", {
-        type: "number",
-        step: "any",
-        inputmode: prop.type === "integer" ? "numeric" : "decimal",
-        placeholder: plain[name] !== null && plain[name] !== undefined ? num(plain[name], 6) : "default",
-        dataset: { kind: prop.type },
-      });
-      return wrap(name, control, { hint });
-    }
-    if (prop.type === "array") {
-      const control = h("input", { type: "text", inputmode: "numeric", placeholder: "default", autocomplete: "off", dataset: { kind: "list" } });
-      return wrap(name, control, { hint: hint || "comma-separated" });
-    }
-    const attrs = { type: "text", autocomplete: "off", placeholder: plain[name] ?? "default" };
-    if (name === "device") attrs.list = `${id(name)}-options`;
-    const control = h("input", attrs);
-    const el = wrap(name, control, { hint });
-    if (name === "device") el.append(h("datalist", { id: `${id(name)}-options` }, DEVICE_SUGGESTIONS.map((d) => h("option", { value: d }))));
-    return el;
   }
+  return { config, problems };
+}
 
-  const builders = { dataset: datasetField, arch: archField, depth: depthField, method: methodField };
+/** Fill the form from a (resolved) config, e.g. to run a job again with changes. */
+function setConfigValues(fields, config, refresh) {
+  for (const name of ["arch", "method"]) if (fields[name] && config[name] !== undefined) fields[name].control.value = config[name];
+  refresh();
+  for (const [name, v] of Object.entries(config)) {
+    const f = fields[name];
+    if (!f || v === null || v === undefined) continue;
+    if (f.control.type === "checkbox") f.control.checked = Boolean(v);
+    else if (Array.isArray(v)) f.control.value = v.join(", ");
+    else f.control.value = String(v);
+  }
+  refresh();
+}
+
+/**
+ * Form state for one training config. Returns {element, read, setValues, fields, refresh}.
+ * `prefix` keeps ids unique when two forms share a page.
+ */
+export function configFields(meta, prefix, { onChange } = {}) {
+  const props = (meta.schema || { properties: {} }).properties || {};
+  const defaults = meta.defaults || {};
+  const ctx = { meta, prefix, props, defaults, plain: defaults.fields || {}, fields: {} };
   const element = h(
     "div",
     { class: "config-fields" },
-    groups
-      .filter(([, names]) => names.length)
-      .map(([title, names]) => h("fieldset", { class: "group" }, h("legend", {}, title), h("div", { class: "grid" }, names.map((n) => (builders[n] || genericField)(n))))),
+    fieldGroups(props).map(([title, names]) => groupFieldset(ctx, title, names)),
   );
+  const { fields } = ctx;
 
-  const value = (name) => fields[name]?.control.value;
-
-  /** Per-arch depths and per-method/arch defaults; hide fields the method does not use. */
+  /** Per-arch depths and per-method/arch defaults; hide fields the method does not take. */
   function refresh() {
-    const arch = value("arch");
-    const method = value("method");
-    if (fields.depth) {
-      const info = (meta.archs || []).find((a) => a.name === arch) || { depths: [] };
-      const current = fields.depth.control.value;
-      const dflt = defaults.depth?.[arch] ?? info.default_depth;
-      const options = [{ value: "", label: `default (${dflt})` }, ...info.depths.map((d) => ({ value: String(d), label: String(d) }))];
-      fields.depth.control.replaceChildren(...options.map((o) => h("option", { value: o.value, selected: o.value === current }, o.label)));
-      const hint = fields.depth.el.querySelector(".hint");
-      if (hint) hint.textContent = info.depth_rule ? `Allowed: ${info.depth_rule}` : "";
-    }
-    const visible = {
-      lam: method !== "baseline",
-      beta: method === "proxns",
-      prune_ratio: method === "ns",
-    };
-    for (const [name, show] of Object.entries(visible)) {
-      const f = fields[name];
-      if (!f) continue;
-      f.el.hidden = !show;
-      f.control.disabled = !show;
-    }
-    const perArch = { lam: defaults.lam?.[method]?.[arch], beta: defaults.beta?.[arch], prune_ratio: defaults.prune_ratio?.[arch] };
-    for (const [name, d] of Object.entries(perArch)) {
-      if (fields[name] && d !== undefined) fields[name].control.placeholder = `default ${num(d, 6)}`;
-    }
+    const arch = fields.arch?.control.value;
+    const method = fields.method?.control.value;
+    refreshDepth(ctx, arch);
+    refreshMethodFields(ctx, method);
+    refreshPlaceholders(ctx, arch, method);
     if (onChange) onChange();
   }
 
   for (const name of ["arch", "method"]) fields[name]?.control.addEventListener("change", refresh);
   refresh();
-
-  /** The config dict to send: empty fields left out so the server fills its defaults. */
-  function read() {
-    const out = {};
-    const problems = {};
-    for (const [name, f] of Object.entries(fields)) {
-      const c = f.control;
-      if (c.disabled) continue;
-      if (c.type === "checkbox") {
-        if (c.checked !== (plain[name] === true)) out[name] = c.checked;
-        continue;
-      }
-      if (c.type === "number" && c.validity.badInput) {
-        problems[name] = "not a number";
-        continue;
-      }
-      const raw = c.value.trim();
-      if (raw === "") continue;
-      if (c.type === "number" || name === "depth") out[name] = Number(raw);
-      else if (c.dataset.kind === "list") out[name] = raw.split(/[\s,;]+/).filter(Boolean).map((t) => (Number.isNaN(Number(t)) ? t : Number(t)));
-      else out[name] = raw;
-    }
-    return { config: out, problems };
-  }
-
-  /** Fill the form from a (resolved) config, e.g. to run a job again with changes. */
-  function setValues(config) {
-    for (const name of ["arch", "method"]) if (fields[name] && config[name] !== undefined) fields[name].control.value = config[name];
-    refresh();
-    for (const [name, v] of Object.entries(config)) {
-      const f = fields[name];
-      if (!f || v === null || v === undefined) continue;
-      if (f.control.type === "checkbox") f.control.checked = Boolean(v);
-      else if (Array.isArray(v)) f.control.value = v.join(", ");
-      else f.control.value = String(v);
-    }
-    refresh();
-  }
-
-  return { element, read, setValues, fields, refresh };
+  return {
+    element,
+    read: () => readConfig(fields, ctx.plain),
+    setValues: (config) => setConfigValues(fields, config, refresh),
+    fields,
+    refresh,
+  };
 }
 
 /** Show one message beside a field (or clear it with msg = null). */

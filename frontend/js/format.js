@@ -15,7 +15,11 @@ export function num(value, digits = 4) {
   if (value === null || value === undefined) return DASH;
   if (value === 0) return "0";
   const abs = Math.abs(value);
-  if (abs < 1e-3 || abs >= 1e6) return value.toExponential(Math.max(0, digits - 2)).replace(/\.?0+e/, "e").replace("e+", "e");
+  if (abs < 1e-3 || abs >= 1e6)
+    return value
+      .toExponential(Math.max(0, digits - 2))
+      .replace(/\.?0+e/, "e")
+      .replace("e+", "e");
   return String(Number(value.toPrecision(digits)));
 }
 
@@ -23,7 +27,12 @@ export function num(value, digits = 4) {
 export function si(value) {
   if (value === null || value === undefined) return DASH;
   const abs = Math.abs(value);
-  for (const [limit, suffix] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+  for (const [limit, suffix] of [
+    [1e12, "T"],
+    [1e9, "G"],
+    [1e6, "M"],
+    [1e3, "k"],
+  ]) {
     if (abs >= limit) return `${(value / limit).toFixed(abs / limit >= 100 ? 0 : abs / limit >= 10 ? 1 : 2)} ${suffix}`;
   }
   return String(value);

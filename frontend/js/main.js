@@ -53,7 +53,16 @@ async function route() {
     stop = typeof cleanup === "function" ? cleanup : null;
   } catch (err) {
     if (mine !== generation) return;
-    mount(root, h("h1", {}, title), h("div", { class: "error-box", role: "alert" }, h("p", {}, `Could not load this page: ${err.message}`), h("button", { type: "button", onclick: route }, "Try again")));
+    mount(
+      root,
+      h("h1", {}, title),
+      h(
+        "div",
+        { class: "error-box", role: "alert" },
+        h("p", {}, `Could not load this page: ${err.message}`),
+        h("button", { type: "button", onclick: route }, "Try again"),
+      ),
+    );
   }
 }
 

@@ -1,14 +1,13 @@
 // Experiments list and the experiment page with the headline plot.
 
-import { api, isFinished } from "../api.js";
+import { api, loadMeta } from "../api.js";
 import { fitWidth, METHOD_STYLE, scatterPlot } from "../charts.js";
 import { h, keepFocus, mount } from "../dom.js";
+import { csvColumns, saveCsv, savePng, saveSvg } from "../export.js";
 import { ago, DASH, dateTime, methodLabel, num, pct, shortId, si } from "../format.js";
-import { saveCsv, savePng, saveSvg } from "../export.js";
 import { poll } from "../poll.js";
+import { isFinished } from "../rules.js";
 import { jobsTable } from "./jobs.js";
-
-const CSV_COLUMNS = ["job_id", "method", "lam", "beta", "seed", "pruned_fraction", "acc_full", "acc_slim", "acc_finetuned", "params_slim", "flops_slim"];
 
 // Which accuracy is the y axis. "final": fine-tuned where the job fine-tuned, else slim.
 const ACCURACY = {
@@ -21,50 +20,55 @@ const ACCURACY = {
 function statusCounts(counts) {
   const entries = Object.entries(counts || {}).filter(([, n]) => n);
   if (!entries.length) return DASH;
-  return h("span", { class: "counts" }, entries.map(([st, n]) => h("span", { class: `badge status-${st}` }, `${n} ${st}`)));
+  return h(
+    "span",
+    { class: "counts" },
+    entries.map(([st, n]) => h("span", { class: `badge status-${st}` }, `${n} ${st}`)),
+  );
+}
+
+function experimentRow(x) {
+  return h(
+    "tr",
+    { dataset: { experimentId: String(x.id) } },
+    h("td", { "data-label": "Experiment" }, h("a", { href: `#/experiments/${x.id}` }, x.name || `#${shortId(x.id)}`)),
+    h("td", { "data-label": "Jobs" }, String(x.job_count)),
+    h("td", { "data-label": "Status" }, statusCounts(x.status_counts)),
+    h("td", { "data-label": "Created" }, ago(x.created_at)),
+  );
+}
+
+function experimentsTable(items) {
+  const heads = ["Experiment", "Jobs", "Status", "Created"].map((t) => h("th", { scope: "col" }, t));
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "data-table", id: "experiments-table" },
+      h("thead", {}, h("tr", {}, heads)),
+      h("tbody", {}, items.map(experimentRow)),
+    ),
+  );
+}
+
+function noExperiments() {
+  return h(
+    "div",
+    { class: "empty" },
+    h("p", {}, "No experiments yet. A sweep runs one config over several values of λ, β or method and plots them together."),
+    h("a", { class: "button primary", href: "#/sweep" }, "New sweep"),
+  );
 }
 
 export async function renderExperiments(root) {
   const body = h("div", { id: "experiments-body" });
-  mount(
-    root,
-    h("div", { class: "page-head" }, h("h1", {}, "Experiments"), h("div", { class: "actions" }, h("a", { class: "button primary", href: "#/sweep" }, "New sweep"))),
-    body,
-  );
+  const newSweep = h("div", { class: "actions" }, h("a", { class: "button primary", href: "#/sweep" }, "New sweep"));
+  mount(root, h("div", { class: "page-head" }, h("h1", {}, "Experiments"), newSweep), body);
   return poll(async () => {
     const page = await api.listExperiments({ limit: 200 });
-    if (!page.items.length) {
-      mount(body, h("div", { class: "empty" }, h("p", {}, "No experiments yet. A sweep runs one config over several values of λ, β or method and plots them together."), h("a", { class: "button primary", href: "#/sweep" }, "New sweep")));
-      return true;
-    }
-    keepFocus(body, () =>
-      mount(
-        body,
-        h(
-          "div",
-          { class: "table-wrap" },
-          h(
-            "table",
-            { class: "data-table", id: "experiments-table" },
-            h("thead", {}, h("tr", {}, ["Experiment", "Jobs", "Status", "Created"].map((t) => h("th", { scope: "col" }, t)))),
-            h(
-              "tbody",
-              {},
-              page.items.map((x) =>
-                h(
-                  "tr",
-                  { dataset: { experimentId: String(x.id) } },
-                  h("td", { "data-label": "Experiment" }, h("a", { href: `#/experiments/${x.id}` }, x.name || `#${shortId(x.id)}`)),
-                  h("td", { "data-label": "Jobs" }, String(x.job_count)),
-                  h("td", { "data-label": "Status" }, statusCounts(x.status_counts)),
-                  h("td", { "data-label": "Created" }, ago(x.created_at)),
-                ),
-              ),
-            ),
-          ),
-        ),
-      ),
-    );
+    if (!page.items.length) mount(body, noExperiments());
+    else keepFocus(body, () => mount(body, experimentsTable(page.items)));
     return true;
   });
 }
@@ -80,8 +84,17 @@ function tooltipContent(p) {
     ["Params", si(p.params_slim)],
     ["FLOPs", si(p.flops_slim)],
   ];
-  const same = p.overlaps && p.overlaps.length ? h("p", { class: "overlap" }, `Same spot as job ${p.overlaps.map(shortId).join(", ")}`) : null;
-  return [h("strong", {}, `Job ${shortId(p.job_id)}`), same, h("dl", {}, rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))), h("small", {}, "Click to open")];
+  const same = p.overlaps?.length ? h("p", { class: "overlap" }, `Same spot as job ${p.overlaps.map(shortId).join(", ")}`) : null;
+  return [
+    h("strong", {}, `Job ${shortId(p.job_id)}`),
+    same,
+    h(
+      "dl",
+      {},
+      rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v)))),
+    ),
+    h("small", {}, "Click to open"),
+  ];
 }
 
 /** Points of the plot: finished jobs with a result and the chosen accuracy. */
@@ -96,20 +109,49 @@ export function plotPoints(points, accuracy) {
   return out;
 }
 
-export async function renderExperiment(root, params, id) {
-  mount(root, h("p", { class: "muted" }, "Loading experiment…"));
-  let accuracy = params.get("acc") in ACCURACY ? params.get("acc") : "final";
-  let exp = null;
+/** The plotted points as `data-points` exposes them to scripts and tests. */
+export function exposedPoints(pts) {
+  return pts.map((p) => ({
+    job_id: p.job_id,
+    method: p.method,
+    lam: p.lam,
+    beta: p.beta,
+    seed: p.seed,
+    x: p.x,
+    y: p.y,
+    params_slim: p.params_slim,
+    flops_slim: p.flops_slim,
+  }));
+}
 
-  const tooltip = h("div", { class: "tooltip", role: "tooltip", id: "plot-tooltip", hidden: true });
-  const plotHolder = h("div", { class: "plot-holder" });
-  const figure = h("figure", { class: "chart-card headline", id: "headline-plot", dataset: { points: "[]" } }, plotHolder, tooltip);
-  const summary = h("p", { class: "muted", id: "plot-summary", "aria-live": "polite" });
-  const jobsHolder = h("div", { id: "experiment-jobs" });
-  const head = h("div");
-  const specHolder = h("div");
+/** The line under the plot: points plotted, jobs finished, and whether there is a baseline. */
+export function plotSummary(plotted, jobs, baselineAcc, meta) {
+  const done = jobs.filter((j) => isFinished(meta, j.status)).length;
+  const noBaseline = baselineAcc === null || baselineAcc === undefined ? " No baseline job finished yet, so no reference line." : "";
+  return `${plotted} point(s) plotted; ${done} of ${jobs.length} job(s) finished.${noBaseline}`;
+}
 
-  const onPoint = (kind, p, el) => {
+/** Jobs per status: {status: count}. */
+export function tallyStatuses(jobs) {
+  const counts = {};
+  for (const j of jobs) counts[j.status] = (counts[j.status] || 0) + 1;
+  return counts;
+}
+
+/** Put the tooltip above the marker `el` (below it when there is no room), inside the figure. */
+function placeTooltip(tooltip, el, figure) {
+  const box = el.getBoundingClientRect();
+  const host = figure.getBoundingClientRect();
+  const left = box.left - host.left + box.width / 2;
+  const top = box.top - host.top;
+  const above = top - tooltip.offsetHeight - 10;
+  tooltip.style.left = `${Math.min(Math.max(8, left - tooltip.offsetWidth / 2), host.width - tooltip.offsetWidth - 8)}px`;
+  tooltip.style.top = `${above < 0 ? top + box.height + 10 : above}px`;
+}
+
+/** The scatter plot's onPoint: open the job, or show and hide the tooltip. */
+function pointHandler(tooltip, figure) {
+  return (kind, p, el) => {
     if (kind === "open") {
       location.hash = `#/jobs/${p.job_id}`;
       return;
@@ -120,109 +162,167 @@ export async function renderExperiment(root, params, id) {
     }
     mount(tooltip, tooltipContent(p));
     tooltip.hidden = false;
-    const box = el.getBoundingClientRect();
-    const host = figure.getBoundingClientRect();
-    const left = box.left - host.left + box.width / 2;
-    const top = box.top - host.top;
-    tooltip.style.left = `${Math.min(Math.max(8, left - tooltip.offsetWidth / 2), host.width - tooltip.offsetWidth - 8)}px`;
-    tooltip.style.top = `${top - tooltip.offsetHeight - 10 < 0 ? top + box.height + 10 : top - tooltip.offsetHeight - 10}px`;
+    placeTooltip(tooltip, el, figure);
   };
+}
 
-  let plotSignature = "";
-  function drawPlot() {
+/** The headline figure; `draw(exp, accuracy, meta)` redraws it when its data or width changed. */
+function headlinePlot(root) {
+  const tooltip = h("div", { class: "tooltip", role: "tooltip", id: "plot-tooltip", hidden: true });
+  const plotHolder = h("div", { class: "plot-holder" });
+  const figure = h("figure", { class: "chart-card headline", id: "headline-plot", dataset: { points: "[]" } }, plotHolder, tooltip);
+  const summary = h("p", { class: "muted", id: "plot-summary", "aria-live": "polite" });
+  const onPoint = pointHandler(tooltip, figure);
+  let signature = "";
+  function draw(exp, accuracy, meta) {
     const width = fitWidth(Math.min(root.clientWidth, 900), 320, 720);
-    const signature = JSON.stringify([exp.points, exp.baseline_acc, accuracy, width]);
-    if (signature === plotSignature) return; // unchanged: keep the markers (and a hover) in place
-    plotSignature = signature;
+    const next = JSON.stringify([exp.points, exp.baseline_acc, accuracy, width]);
+    if (next === signature) return; // unchanged: keep the markers (and a hover) in place
+    signature = next;
     tooltip.hidden = true;
     const pts = plotPoints(exp.points || [], accuracy);
-    const svg = scatterPlot({ points: pts, baseline: exp.baseline_acc ?? null, yLabel: "test accuracy (%)", onPoint, width, height: Math.round(Math.max(300, Math.min(420, width * 0.62))) });
+    const height = Math.round(Math.max(300, Math.min(420, width * 0.62)));
+    const svg = scatterPlot({ points: pts, baseline: exp.baseline_acc ?? null, yLabel: "test accuracy (%)", onPoint, width, height });
     svg.id = "headline-svg";
     const focusedJob = document.activeElement?.closest?.("[data-job-id]")?.dataset.jobId;
     mount(plotHolder, svg);
     if (focusedJob) plotHolder.querySelector(`[data-job-id="${CSS.escape(focusedJob)}"]`)?.focus({ preventScroll: true });
-    const exposed = pts.map((p) => ({ job_id: p.job_id, method: p.method, lam: p.lam, beta: p.beta, seed: p.seed, x: p.x, y: p.y, params_slim: p.params_slim, flops_slim: p.flops_slim }));
-    figure.dataset.points = JSON.stringify(exposed);
+    figure.dataset.points = JSON.stringify(exposedPoints(pts));
     figure.dataset.baseline = exp.baseline_acc === null || exp.baseline_acc === undefined ? "" : String(exp.baseline_acc);
-    window.__proxnsPlot = { experimentId: exp.id, accuracy, points: exposed, baseline: exp.baseline_acc ?? null };
-    const done = (exp.jobs || []).filter((j) => isFinished(j.status)).length;
-    summary.textContent = `${pts.length} point(s) plotted; ${done} of ${(exp.jobs || []).length} job(s) finished.${exp.baseline_acc === null || exp.baseline_acc === undefined ? " No baseline job finished yet, so no reference line." : ""}`;
+    summary.textContent = plotSummary(pts.length, exp.jobs || [], exp.baseline_acc, meta);
   }
+  return { figure, summary, svg: () => plotHolder.querySelector("svg"), draw };
+}
 
-  const accSelect = h(
+function accuracySelect(accuracy, onChange) {
+  return h(
     "select",
-    {
-      id: "plot-accuracy",
-      onchange: (e) => {
-        accuracy = e.target.value;
-        drawPlot();
-      },
-    },
+    { id: "plot-accuracy", onchange: (e) => onChange(e.target.value) },
     Object.entries(ACCURACY).map(([k, v]) => h("option", { value: k, selected: k === accuracy }, v.label)),
   );
-  const svgEl = () => plotHolder.querySelector("svg");
-  const fileBase = () => `experiment-${exp.id}-${(exp.name || "plot").replace(/[^\w.-]+/g, "_")}`;
-  const toolbar = h(
+}
+
+/** Accuracy picker and the PNG / SVG / CSV buttons; `current()` gives {exp, svg} at click time. */
+function plotToolbar(accSelect, current) {
+  const fileBase = (exp) => `experiment-${exp.id}-${(exp.name || "plot").replace(/[^\w.-]+/g, "_")}`;
+  const save = (id, label, action) => h("button", { type: "button", id, onclick: () => action(current()) }, label);
+  const points = (exp) => exp.points || [];
+  return h(
     "div",
     { class: "plot-toolbar" },
     h("div", { class: "filter" }, h("label", { for: "plot-accuracy" }, "Accuracy"), accSelect),
-    h("div", { class: "actions" },
-      h("button", { type: "button", id: "save-png", onclick: () => savePng(svgEl(), `${fileBase()}.png`) }, "Save PNG"),
-      h("button", { type: "button", id: "save-svg", onclick: () => saveSvg(svgEl(), `${fileBase()}.svg`) }, "Save SVG"),
-      h("button", { type: "button", id: "save-csv", onclick: () => saveCsv(exp.points || [], CSV_COLUMNS, `${fileBase()}.csv`) }, "Download CSV"),
+    h(
+      "div",
+      { class: "actions" },
+      save("save-png", "Save PNG", ({ exp, svg }) => savePng(svg, `${fileBase(exp)}.png`)),
+      save("save-svg", "Save SVG", ({ exp, svg }) => saveSvg(svg, `${fileBase(exp)}.svg`)),
+      save("save-csv", "Download CSV", ({ exp }) => saveCsv(points(exp), csvColumns(points(exp), ["job_id"]), `${fileBase(exp)}.csv`)),
     ),
   );
-  const legendNote = h(
+}
+
+function legendNote() {
+  return h(
     "p",
     { class: "muted small" },
     "Each marker is one finished job: ",
-    Object.entries(METHOD_STYLE).map(([m, st], i) => [i ? ", " : "", h("span", { style: `color: ${st.color}` }, `${methodLabel(m)} ${st.marker}`)]),
+    Object.entries(METHOD_STYLE).map(([m, st], i) => [
+      i ? ", " : "",
+      h("span", { style: `color: ${st.color}` }, `${methodLabel(m)} ${st.marker}`),
+    ]),
     ". The dashed line is the baseline's accuracy. Hover or focus a marker for details; click or press Enter to open the job.",
   );
+}
 
-  let first = true;
+function experimentHead(exp) {
+  return h(
+    "div",
+    { class: "page-head" },
+    h(
+      "div",
+      {},
+      h("p", { class: "crumbs" }, h("a", { href: "#/experiments" }, "Experiments")),
+      h("h1", {}, exp.name || `Experiment #${shortId(exp.id)}`),
+      h("p", { class: "lead" }, `Created ${dateTime(exp.created_at)} · `, statusCounts(tallyStatuses(exp.jobs || []))),
+    ),
+  );
+}
+
+function specSection(exp) {
+  const spec = JSON.stringify({ sweep: exp.sweep, base: exp.base }, null, 2);
+  return h(
+    "section",
+    {},
+    h("details", { class: "config-details" }, h("summary", {}, "Sweep and base config"), h("pre", { class: "mono" }, spec)),
+  );
+}
+
+function experimentNotFound(root, id) {
+  mount(
+    root,
+    h("h1", {}, "Experiment not found"),
+    h("p", {}, `There is no experiment ${id}. `, h("a", { href: "#/experiments" }, "Back to experiments")),
+  );
+}
+
+/** The page's parts, mounted on the first response; `update()` refreshes them on every poll. */
+function experimentPage(root, meta, state) {
+  const plot = headlinePlot(root);
+  const drawPlot = () => plot.draw(state.exp, state.accuracy, meta);
+  const accSelect = accuracySelect(state.accuracy, (value) => {
+    state.accuracy = value;
+    drawPlot();
+  });
+  const toolbar = plotToolbar(accSelect, () => ({ exp: state.exp, svg: plot.svg() }));
+  const head = h("div");
+  const jobsHolder = h("div", { id: "experiment-jobs" });
+  let mounted = false;
   let lastJobs = "";
-  const onResize = () => exp && drawPlot();
+  function update(exp) {
+    if (!mounted) {
+      mounted = true;
+      const plotSection = h(
+        "section",
+        {},
+        h("h2", {}, "Accuracy against channels pruned"),
+        toolbar,
+        plot.figure,
+        plot.summary,
+        legendNote(),
+      );
+      mount(root, head, plotSection, h("section", {}, h("h2", {}, "Jobs"), jobsHolder), h("div", {}, specSection(exp)));
+    }
+    mount(head, experimentHead(exp));
+    drawPlot();
+    const jobsSignature = JSON.stringify(exp.jobs);
+    if (jobsSignature === lastJobs) return;
+    lastJobs = jobsSignature;
+    const table = jobsTable(exp.jobs || [], { showExperiment: false, id: "experiment-jobs-table" });
+    keepFocus(jobsHolder, () => mount(jobsHolder, h("div", { class: "table-wrap" }, table)));
+  }
+  return { update, drawPlot };
+}
+
+export async function renderExperiment(root, params, id) {
+  mount(root, h("p", { class: "muted" }, "Loading experiment…"));
+  const meta = await loadMeta();
+  const state = { exp: null, accuracy: params.get("acc") in ACCURACY ? params.get("acc") : "final" };
+  const page = experimentPage(root, meta, state);
+  const onResize = () => state.exp && page.drawPlot();
   window.addEventListener("resize", onResize);
   const stop = poll(async () => {
     try {
-      exp = await api.getExperiment(id);
+      state.exp = await api.getExperiment(id);
     } catch (err) {
       if (err.status !== 404) throw err;
-      mount(root, h("h1", {}, "Experiment not found"), h("p", {}, `There is no experiment ${id}. `, h("a", { href: "#/experiments" }, "Back to experiments")));
+      experimentNotFound(root, id);
       return false;
     }
-    if (first) {
-      first = false;
-      mount(
-        root,
-        head,
-        h("section", {}, h("h2", {}, "Accuracy against channels pruned"), toolbar, figure, summary, legendNote),
-        h("section", {}, h("h2", {}, "Jobs"), jobsHolder),
-        specHolder,
-      );
-      mount(
-        specHolder,
-        h("section", {}, h("details", { class: "config-details" }, h("summary", {}, "Sweep and base config"), h("pre", { class: "mono" }, JSON.stringify({ sweep: exp.sweep, base: exp.base }, null, 2)))),
-      );
-    }
-    const counts = {};
-    for (const j of exp.jobs || []) counts[j.status] = (counts[j.status] || 0) + 1;
-    mount(
-      head,
-      h("div", { class: "page-head" }, h("div", {}, h("p", { class: "crumbs" }, h("a", { href: "#/experiments" }, "Experiments")), h("h1", {}, exp.name || `Experiment #${shortId(exp.id)}`), h("p", { class: "lead" }, `Created ${dateTime(exp.created_at)} · `, statusCounts(counts)))),
-    );
-    drawPlot();
-    const jobsSignature = JSON.stringify(exp.jobs);
-    if (jobsSignature !== lastJobs) {
-      lastJobs = jobsSignature;
-      keepFocus(jobsHolder, () => mount(jobsHolder, h("div", { class: "table-wrap" }, jobsTable(exp.jobs || [], { showExperiment: false, id: "experiment-jobs-table" }))));
-    }
-    return !(exp.jobs || []).every((j) => isFinished(j.status));
+    page.update(state.exp);
+    return !(state.exp.jobs || []).every((j) => isFinished(meta, j.status));
   });
   return () => {
     stop();
     window.removeEventListener("resize", onResize);
   };
 }
-

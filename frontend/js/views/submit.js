@@ -3,14 +3,24 @@
 import { api, loadMeta } from "../api.js";
 import { h, mount } from "../dom.js";
 import { configFields, setFieldError, showValidationErrors } from "../form.js";
+import { methodScope } from "../rules.js";
+import { parseList, sweepJobCount } from "../sweep.js";
 
-// The sweep axes the API accepts (POST /api/experiments `sweep`).
+// The sweep axes the API accepts (POST /api/experiments `sweep`): [name, label, placeholder]. The
+// methods a method-specific axis applies to come from meta.method_fields (sweepAxisLabel).
 const SWEEP_AXES = [
   ["lam", "λ values", "e.g. 0.001, 0.005, 0.01"],
-  ["beta", "β values (proxns)", "e.g. 10, 100"],
-  ["prune_ratio", "Prune ratios (ns)", "e.g. 0.5, 0.7"],
+  ["beta", "β values", "e.g. 10, 100"],
+  ["prune_ratio", "Prune ratios", "e.g. 0.5, 0.7"],
   ["seed", "Seeds", "e.g. 0, 1, 2"],
 ];
+const REJECTED = "The server rejected some values; see the messages beside the fields.";
+
+/** An axis's label, with the methods it applies to when not all take it: "β values (proxns)". */
+export function sweepAxisLabel(meta, name, label) {
+  const scope = methodScope(meta, name);
+  return scope ? `${label} (${scope})` : label;
+}
 
 /** A loc's field name: the first entry after the `skip` prefix that names a field in `fields`. */
 function fieldFromLoc(loc, fields, skip) {
@@ -34,6 +44,16 @@ function focusFirst(placed, formError) {
   }
 }
 
+/** The sweep lists the form holds: {axis: values}, axes left empty omitted. */
+function readSweep(sweepFields) {
+  const sweep = {};
+  for (const [name, f] of Object.entries(sweepFields)) {
+    const values = f.read();
+    if (values.length) sweep[name] = values;
+  }
+  return sweep;
+}
+
 function submitBar(label) {
   const button = h("button", { type: "submit", class: "primary" }, label);
   const status = h("span", { class: "submit-status", role: "status", "aria-live": "polite" });
@@ -44,109 +64,166 @@ function loadingView(root, title) {
   mount(root, h("h1", {}, title), h("p", { class: "muted" }, "Loading the server's options…"));
 }
 
+/** Mark each of the form's own problems ({name: message}) on its field and focus the first. */
+function showProblems(problems, fieldFor, formError) {
+  const placed = Object.entries(problems).map(([name, msg]) => {
+    const f = fieldFor(name);
+    setFieldError(f, msg);
+    return f;
+  });
+  focusFirst(placed, formError);
+}
+
+/**
+ * POST what `send()` sends, then open the page `pageFor(created)` names; on failure place the
+ * server's messages (`resolve(loc)` finds a loc's field) and focus the first.
+ */
+async function sendForm({ button, status, formError }, send, pageFor, resolve) {
+  button.disabled = true;
+  status.textContent = "Submitting…";
+  try {
+    const created = await send();
+    status.textContent = "Submitted.";
+    location.hash = pageFor(created);
+  } catch (err) {
+    status.textContent = err.status === 422 ? REJECTED : "";
+    const placed = showValidationErrors(err.status === 422 ? err.detail : err.message, resolve, formError);
+    focusFirst(placed, formError);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function formErrorBox() {
+  return h("div", { class: "form-error", role: "alert", tabindex: "-1", hidden: true });
+}
+
+/** Fill the job form from job `from`'s config ("Run again with changes"). */
+async function copyJob(cfg, from, status) {
+  try {
+    const src = await api.getJob(from);
+    cfg.setValues(src.config);
+  } catch (err) {
+    status.textContent = `Could not copy job ${from}: ${err.message}`;
+  }
+}
+
 export async function renderNewJob(root, params) {
   loadingView(root, "New job");
   const meta = await loadMeta();
   const cfg = configFields(meta, "job");
-  const formError = h("div", { class: "form-error", role: "alert", tabindex: "-1", hidden: true });
-  const { bar, button, status } = submitBar("Submit job");
-  const form = h("form", { class: "config-form", novalidate: true, id: "job-form" }, formError, cfg.element, bar);
-  if (params.get("from")) {
-    try {
-      const src = await api.getJob(params.get("from"));
-      cfg.setValues(src.config);
-    } catch (err) {
-      status.textContent = `Could not copy job ${params.get("from")}: ${err.message}`;
-    }
-  }
+  const formError = formErrorBox();
+  const submit = submitBar("Submit job");
+  const form = h("form", { class: "config-form", novalidate: true, id: "job-form" }, formError, cfg.element, submit.bar);
+  if (params.get("from")) await copyJob(cfg, params.get("from"), submit.status);
+  const resolve = (loc) => fieldFromLoc(loc, cfg.fields, 1);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clearErrors([cfg.fields], formError);
     const { config, problems } = cfg.read();
-    if (Object.keys(problems).length) {
-      for (const [name, msg] of Object.entries(problems)) setFieldError(cfg.fields[name], msg);
-      focusFirst(Object.keys(problems).map((n) => cfg.fields[n]), formError);
-      return;
-    }
-    button.disabled = true;
-    status.textContent = "Submitting…";
-    try {
-      const job = await api.submitJob(config);
-      status.textContent = "Submitted.";
-      location.hash = `#/jobs/${job.id}`;
-    } catch (err) {
-      status.textContent = err.status === 422 ? "The server rejected some values; see the messages beside the fields." : "";
-      const detail = err.status === 422 ? err.detail : err.message;
-      const placed = showValidationErrors(detail, (loc) => fieldFromLoc(loc, cfg.fields, 1), formError);
-      focusFirst(placed, formError);
-    } finally {
-      button.disabled = false;
-    }
+    if (Object.keys(problems).length) return showProblems(problems, (n) => cfg.fields[n], formError);
+    await sendForm(
+      { ...submit, formError },
+      () => api.submitJob(config),
+      (job) => `#/jobs/${job.id}`,
+      resolve,
+    );
   });
   mount(
     root,
     h("h1", {}, "New job"),
-    h("p", { class: "lead" }, "Train one network with a sparsity method, slim it, and measure it. Leave a field empty to use the server's default, shown greyed inside it."),
+    h(
+      "p",
+      { class: "lead" },
+      "Train one network with a sparsity method, slim it, and measure it. Leave a field empty to use the server's default, shown greyed inside it.",
+    ),
     form,
   );
 }
 
-export async function renderNewSweep(root) {
-  loadingView(root, "New sweep");
-  const meta = await loadMeta();
-  const jobCount = h("strong", { id: "sweep-count" }, "1");
-  const sweepFields = {};
-  const recount = () => {
-    let n = 1;
-    for (const f of Object.values(sweepFields)) {
-      const k = f.read().length;
-      if (k) n *= k;
-    }
-    jobCount.textContent = String(n);
-  };
-  const cfg = configFields(meta, "base", { onChange: recount });
+// The sweep form's own fields. Each is {name, control, errorEl, el} like configFields' fields
+// (so setFieldError and showValidationErrors place messages on them), plus read() for the axes.
 
-  const errorEl = (name) => h("div", { class: "field-error", id: `sweep-${name}-error`, "aria-live": "polite", dataset: { errorFor: name } });
-  const nameInput = h("input", { type: "text", id: "sweep-name", name: "name", required: true, autocomplete: "off", placeholder: "e.g. vgg11 digits λ sweep", "aria-describedby": "sweep-name-error" });
-  const nameField = { name: "name", control: nameInput, errorEl: errorEl("name") };
-  nameField.el = h("div", { class: "field field-wide", dataset: { field: "name" } }, h("label", { for: "sweep-name" }, "Experiment name"), nameInput, nameField.errorEl);
+function sweepErrorSlot(name) {
+  return h("div", { class: "field-error", id: `sweep-${name}-error`, "aria-live": "polite", dataset: { errorFor: name } });
+}
 
-  // Methods to sweep: checkboxes, none checked = the base config's method only.
-  const methodBoxes = (meta.methods || []).map((m) => h("input", { type: "checkbox", id: `sweep-method-${m}`, value: m, onchange: recount }));
-  const methodField = {
-    name: "method",
-    control: methodBoxes[0],
-    errorEl: errorEl("method"),
-    read: () => methodBoxes.filter((b) => b.checked).map((b) => b.value),
-  };
-  methodField.el = h(
+function experimentNameField() {
+  const control = h("input", {
+    type: "text",
+    id: "sweep-name",
+    name: "name",
+    required: true,
+    autocomplete: "off",
+    placeholder: "e.g. vgg11 digits λ sweep",
+    "aria-describedby": "sweep-name-error",
+  });
+  const errorEl = sweepErrorSlot("name");
+  const el = h(
+    "div",
+    { class: "field field-wide", dataset: { field: "name" } },
+    h("label", { for: "sweep-name" }, "Experiment name"),
+    control,
+    errorEl,
+  );
+  return { name: "name", control, errorEl, el };
+}
+
+/** Methods to sweep: checkboxes, none checked = the base config's method only. */
+function sweepMethodField(methods, onChange) {
+  const boxes = methods.map((m) => h("input", { type: "checkbox", id: `sweep-method-${m}`, value: m, onchange: onChange }));
+  const errorEl = sweepErrorSlot("method");
+  const el = h(
     "fieldset",
     { class: "field checkbox-group", dataset: { field: "sweep.method" } },
     h("legend", {}, "Methods to compare"),
-    h("div", { class: "checks" }, methodBoxes.map((b) => h("div", { class: "check" }, b, h("label", { for: b.id }, b.value)))),
+    h(
+      "div",
+      { class: "checks" },
+      boxes.map((b) => h("div", { class: "check" }, b, h("label", { for: b.id }, b.value))),
+    ),
     h("small", { class: "hint" }, "None checked: only the method chosen below."),
-    methodField.errorEl,
+    errorEl,
   );
-  sweepFields.method = methodField;
+  return { name: "method", control: boxes[0], errorEl, el, read: () => boxes.filter((b) => b.checked).map((b) => b.value) };
+}
 
+/** One value-list axis: a comma-separated text box. */
+function sweepListField(name, label, placeholder, onInput) {
+  const control = h("input", {
+    type: "text",
+    id: `sweep-${name}`,
+    name,
+    inputmode: "decimal",
+    autocomplete: "off",
+    placeholder,
+    "aria-describedby": `sweep-${name}-hint sweep-${name}-error`,
+    oninput: onInput,
+  });
+  const errorEl = sweepErrorSlot(name);
+  const el = h(
+    "div",
+    { class: "field", dataset: { field: `sweep.${name}` } },
+    h("label", { for: control.id }, label),
+    control,
+    h("small", { class: "hint", id: `sweep-${name}-hint` }, "comma-separated"),
+    errorEl,
+  );
+  return { name, control, errorEl, el, read: () => parseList(control.value) };
+}
+
+/** {axis: field} for the method checkboxes and every list axis. */
+function sweepAxisFields(meta, onChange) {
+  const fields = { method: sweepMethodField(meta.methods || [], onChange) };
   for (const [name, label, placeholder] of SWEEP_AXES) {
-    const control = h("input", { type: "text", id: `sweep-${name}`, name, inputmode: "decimal", autocomplete: "off", placeholder, "aria-describedby": `sweep-${name}-hint sweep-${name}-error`, oninput: recount });
-    const f = {
-      name,
-      control,
-      errorEl: errorEl(name),
-      read: () => control.value.split(/[\s,;]+/).filter(Boolean).map((t) => (Number.isNaN(Number(t)) ? t : Number(t))),
-    };
-    f.el = h("div", { class: "field", dataset: { field: `sweep.${name}` } }, h("label", { for: control.id }, label), control, h("small", { class: "hint", id: `sweep-${name}-hint` }, "comma-separated"), f.errorEl);
-    sweepFields[name] = f;
+    fields[name] = sweepListField(name, sweepAxisLabel(meta, name, label), placeholder, onChange);
   }
-  const sweepError = h("div", { class: "field-error", id: "sweep-error", "aria-live": "polite" });
-  const sweepGeneral = { name: "sweep", control: sweepFields.lam.control, errorEl: sweepError, el: sweepError };
+  return fields;
+}
 
-  const formError = h("div", { class: "form-error", role: "alert", tabindex: "-1", hidden: true });
-  const { bar, button, status } = submitBar("Submit sweep");
-  bar.prepend(h("span", { class: "sweep-summary" }, "This sweep creates ", jobCount, " job(s)."));
-  const form = h(
+/** The sweep form: experiment name, the axes, then the base config and the submit bar. */
+function sweepForm({ formError, nameField, sweepFields, sweepError, cfg, bar }) {
+  return h(
     "form",
     { class: "config-form", novalidate: true, id: "sweep-form" },
     formError,
@@ -155,7 +232,12 @@ export async function renderNewSweep(root) {
       "fieldset",
       { class: "group sweep-axes" },
       h("legend", {}, "Sweep: one job per combination"),
-      h("div", { class: "grid" }, methodField.el, SWEEP_AXES.map(([n]) => sweepFields[n].el)),
+      h(
+        "div",
+        { class: "grid" },
+        sweepFields.method.el,
+        SWEEP_AXES.map(([n]) => sweepFields[n].el),
+      ),
       sweepError,
     ),
     h("h2", { class: "form-section" }, "Base config"),
@@ -163,52 +245,69 @@ export async function renderNewSweep(root) {
     cfg.element,
     bar,
   );
+}
 
-  const resolve = (loc) => {
+/** The field a 422 loc of POST /api/experiments names: name, base.<field> or sweep.<axis>. */
+function sweepResolver({ nameField, cfg, sweepFields, sweepGeneral }) {
+  return (loc) => {
     if (loc[1] === "name") return nameField;
     if (loc[1] === "base") return fieldFromLoc(loc, cfg.fields, 2);
     if (loc[1] === "sweep") return fieldFromLoc(loc, sweepFields, 2) || sweepGeneral;
     return fieldFromLoc(loc, cfg.fields, 1);
   };
+}
 
+/** Check the form's own values, then POST the experiment. */
+async function submitSweep(parts, submit) {
+  const { cfg, nameField, sweepFields, sweepGeneral, formError } = parts;
+  clearErrors([cfg.fields, sweepFields, { name: nameField, sweep: sweepGeneral }], formError);
+  const { config, problems } = cfg.read();
+  const name = nameField.control.value.trim();
+  if (!name) problems.name = "Give the experiment a name.";
+  if (Object.keys(problems).length) return showProblems(problems, (n) => (n === "name" ? nameField : cfg.fields[n]), formError);
+  const sweep = readSweep(sweepFields);
+  const send = () => api.submitExperiment({ name, base: config, sweep });
+  await sendForm({ ...submit, formError }, send, (exp) => `#/experiments/${exp.id}`, sweepResolver(parts));
+}
+
+export async function renderNewSweep(root) {
+  loadingView(root, "New sweep");
+  const meta = await loadMeta();
+  const jobCount = h("strong", { id: "sweep-count" }, "1");
+  let sweepFields = {};
+  let cfg = null; // configFields calls recount while it builds, before it returns
+  const recount = () => {
+    const baseMethod = cfg?.fields.method?.control.value ?? null;
+    jobCount.textContent = String(sweepJobCount(readSweep(sweepFields), { baseMethod, methodFields: meta.method_fields }));
+  };
+  cfg = configFields(meta, "base", { onChange: recount });
+  sweepFields = sweepAxisFields(meta, recount);
+  const sweepError = h("div", { class: "field-error", id: "sweep-error", "aria-live": "polite" });
+  const sweepGeneral = { name: "sweep", control: sweepFields.lam.control, errorEl: sweepError, el: sweepError };
+  const submit = submitBar("Submit sweep");
+  submit.bar.prepend(h("span", { class: "sweep-summary" }, "This sweep creates ", jobCount, " job(s)."));
+  const parts = {
+    cfg,
+    nameField: experimentNameField(),
+    sweepFields,
+    sweepError,
+    sweepGeneral,
+    formError: formErrorBox(),
+    bar: submit.bar,
+  };
+  const form = sweepForm(parts);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    clearErrors([cfg.fields, sweepFields, { name: nameField, sweep: sweepGeneral }], formError);
-    const { config, problems } = cfg.read();
-    if (!nameInput.value.trim()) problems.name = "Give the experiment a name.";
-    if (Object.keys(problems).length) {
-      const placed = Object.entries(problems).map(([n, msg]) => {
-        const f = n === "name" ? nameField : cfg.fields[n];
-        setFieldError(f, msg);
-        return f;
-      });
-      focusFirst(placed, formError);
-      return;
-    }
-    const sweep = {};
-    for (const [name, f] of Object.entries(sweepFields)) {
-      const values = f.read();
-      if (values.length) sweep[name] = values;
-    }
-    button.disabled = true;
-    status.textContent = "Submitting…";
-    try {
-      const exp = await api.submitExperiment({ name: nameInput.value.trim(), base: config, sweep });
-      status.textContent = "Submitted.";
-      location.hash = `#/experiments/${exp.id}`;
-    } catch (err) {
-      status.textContent = err.status === 422 ? "The server rejected some values; see the messages beside the fields." : "";
-      const placed = showValidationErrors(err.status === 422 ? err.detail : err.message, resolve, formError);
-      focusFirst(placed, formError);
-    } finally {
-      button.disabled = false;
-    }
+    await submitSweep(parts, submit);
   });
-
   mount(
     root,
     h("h1", {}, "New sweep"),
-    h("p", { class: "lead" }, "Run the same config over several values of λ, β, prune ratio, seed or method, and compare them on one plot: accuracy against the share of channels pruned."),
+    h(
+      "p",
+      { class: "lead" },
+      "Run the same config over several values of λ, β, prune ratio, seed or method, and compare them on one plot: accuracy against the share of channels pruned.",
+    ),
     form,
   );
   recount();
