@@ -24,10 +24,19 @@ browser:
 	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "warning: could not install chromium"; }
 
 test: install browser
+	node --test frontend/tests/*.test.js
 	$(PY) -m pytest -q
 
+# The dashboard's JS linter and formatter, Biome, pinned in package-lock.json (`npm ci` again when the lock changes).
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+lint: $(NODE_STAMP)
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	npx biome check frontend
 
 bench: install
 	$(PY) benchmarks/bench_prox_step.py
@@ -35,4 +44,4 @@ bench: install
 	$(PY) benchmarks/reproduce_digits.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules
