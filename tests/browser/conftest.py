@@ -11,8 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,9 +69,10 @@ def output_dir() -> Path:
     return OUTPUT_DIR
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """Headless Chromium with a fresh profile, console logging on and downloads to a temp folder."""
+def start_chromium(
+    profile: Path, *args: str, prefs: dict | None = None, logs: tuple[str, ...] = ("browser",)
+):
+    """Headless Chromium (``CHROME_ARGS`` plus ``args``) with a fresh ``profile``, logging ``logs``."""
     try:
         from selenium import webdriver
         from selenium.common.exceptions import WebDriverException
@@ -81,21 +83,44 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     chrome, chromedriver = find_browser()
     if not chrome or not chromedriver:
         unavailable("no chromium/chromedriver found (run `make browser`)")
-    downloads = tmp_path_factory.mktemp("downloads")
     options = Options()
     options.binary_location = chrome
-    for arg in CHROME_ARGS:
+    for arg in (*CHROME_ARGS, f"--user-data-dir={profile}", *args):
         options.add_argument(arg)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}")
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
-    )
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
+    options.set_capability("goog:loggingPrefs", dict.fromkeys(logs, "ALL"))
     try:
-        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+        return webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     except WebDriverException as exc:
         unavailable(f"headless Chromium did not start: {exc.msg}")
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 15, what: str = "condition", every: float = 0.2
+) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - the page re-renders while polling: elements come and go
+            last_error = exc
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (last error: {last_error!r})")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Headless Chromium with a fresh profile, console logging on and downloads to a temp folder."""
+    downloads = tmp_path_factory.mktemp("downloads")
+    driver = start_chromium(
+        tmp_path_factory.mktemp("chrome-profile"),
+        prefs={"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
     driver.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )

@@ -12,7 +12,6 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +19,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
+
+from .conftest import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -35,23 +36,6 @@ TINY_BASE = {
 }
 SWEEP_LAMS = [0.01, 0.05]
 JOB_TIMEOUT_S = 150
-
-
-def wait_for(
-    check: Callable[[], Any], timeout: float = 15, what: str = "condition", every: float = 0.2
-) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:  # the page re-renders while polling: elements come and go
-            last_error = exc
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout} s waiting for {what} (last error: {last_error!r})")
 
 
 def open_page(browser, url: str) -> None:

@@ -8,13 +8,11 @@ so a page that needs a CDN stays blank here, online machine or not.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from .conftest import CHROME_ARGS, find_browser, free_port, unavailable
+from .conftest import free_port, start_chromium, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -22,47 +20,17 @@ pytestmark = pytest.mark.browser
 CDN_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - the page renders while polling
-            last_error = exc
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what} (last error: {last_error!r})")
-
-
 @pytest.fixture(scope="module")
 def offline_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """Headless Chromium that reaches 127.0.0.1 only, logging every request it sends."""
-    try:
-        from selenium import webdriver
-        from selenium.common.exceptions import WebDriverException
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as exc:
-        unavailable(f"selenium is not installed: {exc}")
-    chrome, chromedriver = find_browser()
-    if not chrome or not chromedriver:
-        unavailable("no chromium/chromedriver found (run `make browser`)")
-    options = Options()
-    options.binary_location = chrome
-    for arg in CHROME_ARGS:
-        options.add_argument(arg)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chrome-offline-profile')}")
     # Everything but loopback goes to a closed local port; no host name resolves either.
-    options.add_argument(f"--proxy-server=http://127.0.0.1:{free_port()}")
-    options.add_argument("--proxy-bypass-list=127.0.0.1;localhost")
-    options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    try:
-        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    except WebDriverException as exc:
-        unavailable(f"headless Chromium did not start: {exc.msg}")
+    driver = start_chromium(
+        tmp_path_factory.mktemp("chrome-offline-profile"),
+        f"--proxy-server=http://127.0.0.1:{free_port()}",
+        "--proxy-bypass-list=127.0.0.1;localhost",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+        logs=("browser", "performance"),
+    )
     yield driver
     driver.quit()
 
