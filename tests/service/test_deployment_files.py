@@ -63,7 +63,8 @@ def test_compose_api_and_worker_share_database_broker_and_artifact_store() -> No
     assert artifact_dir in mounts and mounts == {v.split(":")[1]: v.split(":")[0] for v in worker["volumes"]}
     assert mounts[artifact_dir] in COMPOSE["volumes"]
     assert api["environment"]["PROXNS_DATABASE_URL"].startswith("postgresql+psycopg://")
-    assert api["environment"]["PROXNS_BROKER_URL"].startswith("redis://redis:")
+    assert api["environment"]["PROXNS_BROKER_URL"].startswith("redis://:")
+    assert api["environment"]["PROXNS_BROKER_URL"].endswith("@redis:6379/0")
 
 
 def test_compose_worker_reserves_an_nvidia_gpu() -> None:
@@ -79,3 +80,18 @@ def test_dockerfile_default_command_is_proxns_serve() -> None:
     args = json.loads(cmd[0][4:])
     assert args[:2] == ["proxns", "serve"]
     check_proxns_command(args)
+
+
+def test_compose_has_no_default_passwords_and_publishes_the_api_on_localhost() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "proxns:proxns@" not in text and "POSTGRES_PASSWORD: proxns" not in text
+    env = SERVICES["api"]["environment"]
+    # Both secrets come from the environment, and compose stops when they are unset (":?").
+    assert "${PROXNS_DB_PASSWORD:?" in env["PROXNS_DATABASE_URL"]
+    assert "${PROXNS_REDIS_PASSWORD:?" in env["PROXNS_BROKER_URL"]
+    assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${PROXNS_DB_PASSWORD:?")
+    assert any(a.startswith("${PROXNS_REDIS_PASSWORD:?") for a in SERVICES["redis"]["command"])
+    (published,) = SERVICES["api"]["ports"]
+    assert published == "${PROXNS_BIND:-127.0.0.1}:8000:8000"
+    example = (REPO / ".env.example").read_text()
+    assert "PROXNS_DB_PASSWORD=\n" in example and "PROXNS_REDIS_PASSWORD=\n" in example
