@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import Request
+from fastapi import Request, params
 from sqlalchemy.orm import Session
 
 from api.queue import JobQueue
 from store.settings import Settings
+
+#: Dependencies of every ``/api`` route (``api.main`` includes the routers with them): where a
+#: Bearer-token check will go, so that no route can be added without it.
+API_DEPENDENCIES: list[params.Depends] = []
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:

@@ -15,9 +15,12 @@ from proxns_core.spec import (
     JOB_STATUSES,
     ArtifactFormatName,
     EpochMetrics,
+    Float,
+    Int,
     JobStatus,
     Method,
     Result,
+    Text,
     TrainConfig,
 )
 from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Experiment, Job, Metric
@@ -25,24 +28,24 @@ from store.models import Result as ResultRow
 
 Status = JobStatus
 MethodName = Method
-#: Most jobs one experiment may ask for (the product of the sweep's list lengths).
-MAX_SWEEP_JOBS = 256
+#: Largest job or experiment id (ids are 32-bit integers in the store).
+MAX_ID = 2**31 - 1
 
 
 class Sweep(BaseModel):
     """Lists to combine with the base config; the experiment gets their Cartesian product."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    lam: list[float] | None = Field(
+    lam: list[Float] | None = Field(
         None, min_length=1, description="λ values (not applied to baseline jobs)."
     )
     method: list[MethodName] | None = Field(None, min_length=1)
-    beta: list[float] | None = Field(
+    beta: list[Float] | None = Field(
         None, min_length=1, description="β values (applied to proxns jobs only)."
     )
-    seed: list[int] | None = Field(None, min_length=1)
-    prune_ratio: list[float] | None = Field(
+    seed: list[Int] | None = Field(None, min_length=1)
+    prune_ratio: list[Float] | None = Field(
         None, min_length=1, description="NS prune ratios (applied to ns jobs only)."
     )
 
@@ -50,9 +53,9 @@ class Sweep(BaseModel):
 class ExperimentCreate(BaseModel):
     """A named sweep: ``base`` is a full or partial TrainConfig, ``sweep`` the lists to vary."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     base: TrainConfig
     sweep: Sweep = Field(default_factory=Sweep)
     # The base exactly as sent: defaults that depend on the method must be resolved per job.

@@ -2,7 +2,7 @@
 
 Rules:
 - the job count asked for is the product of the lengths of the sweep's lists; more than
-  ``MAX_SWEEP_JOBS`` is rejected before anything is expanded;
+  ``max_jobs`` (setting ``PROXNS_MAX_SWEEP_JOBS``) is rejected before anything is expanded;
 - a method-specific value (from base or sweep) only applies to the methods that take its field
   (the spec's ``METHOD_FIELDS``); elsewhere it is dropped and the job gets its method's default;
 - combinations that resolve to the same config are created once.
@@ -18,7 +18,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.schemas import MAX_SWEEP_JOBS, ExperimentCreate
+from api.schemas import ExperimentCreate
 from proxns_core.spec import METHOD_FIELDS, METHOD_SPECIFIC_FIELDS, TrainConfig
 
 _DEFAULT_METHOD = TrainConfig.model_fields["method"].default
@@ -30,18 +30,19 @@ def applicable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k not in METHOD_SPECIFIC_FIELDS or k in takes}
 
 
-def expand(body: ExperimentCreate) -> list[TrainConfig]:
+def expand(body: ExperimentCreate, max_jobs: int = 256) -> list[TrainConfig]:
     """The distinct, validated configs of an experiment; raises RequestValidationError (422)."""
     axes = body.sweep.model_dump(exclude_none=True)
     requested = math.prod(len(v) for v in axes.values())
-    if requested > MAX_SWEEP_JOBS:
+    if requested > max_jobs:
         sizes = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
         raise RequestValidationError(
             [
                 {
                     "type": "value_error",
                     "loc": ("body", "sweep"),
-                    "msg": f"sweep asks for {requested} jobs ({sizes}); at most {MAX_SWEEP_JOBS} are allowed",
+                    "msg": f"sweep asks for {requested} jobs ({sizes}); at most {max_jobs} are allowed "
+                    "(setting PROXNS_MAX_SWEEP_JOBS)",
                     "input": axes,
                 }
             ]

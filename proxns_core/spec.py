@@ -12,9 +12,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # --------------------------------------------------------------------------- names
 
@@ -226,38 +234,73 @@ def dataset_status(name: str, data_root: str | None = None) -> tuple[bool, str]:
 
 # --------------------------------------------------------------------------- the input
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+# ASCII digits only (``\d`` also matches other scripts' digits) and matched with fullmatch: ``$``
+# would accept a trailing newline.
+_DEVICE_RE = re.compile(r"auto|cpu|cuda|cuda:[0-9]{1,4}")
+#: Longest ``data_root`` a config may name (a path; Linux's PATH_MAX).
+MAX_PATH_LENGTH = 4096
+
+
+def _refuse_bool(value: Any) -> Any:
+    """JSON's true/false are not numbers (pydantic would read them as 1/0): refuse them."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not a boolean")
+    return value
+
+
+def _refuse_control_chars(value: Any) -> Any:
+    """Refuse NUL and other control characters, and lone surrogates (not encodable as UTF-8)."""
+    if isinstance(value, str):
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("String should not contain control characters (such as NUL)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("String should be valid Unicode (it holds a lone surrogate)") from None
+    return value
+
+
+#: Numbers that refuse booleans; the CLI's text flags (``--epochs 20``) still parse.
+Int = Annotated[int, BeforeValidator(_refuse_bool)]
+Float = Annotated[float, BeforeValidator(_refuse_bool)]
+#: Text without control characters or lone surrogates.
+Text = Annotated[str, BeforeValidator(_refuse_control_chars)]
 
 
 class TrainConfig(BaseModel):
     """One pruning job: data, architecture, sparsity method and optimiser settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and ±Infinity are never a valid setting (Python's json and YAML's .nan accept them).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dataset: Dataset = Field("cifar10", description="Training data set.")
-    data_root: str | None = Field(
-        None, description="Folder holding the data set files; default $PROXNS_DATA_ROOT or ./data."
+    data_root: Text | None = Field(
+        None,
+        max_length=MAX_PATH_LENGTH,
+        description="Folder holding the data set files; default $PROXNS_DATA_ROOT or ./data.",
     )
     download: bool = Field(False, description="Let torchvision download a missing data set.")
     arch: Arch = Field("vgg", description="vgg (with BN), resnet (pre-activation bottleneck), densenet.")
-    depth: int | None = Field(None, description="Network depth; default 19 / 164 / 40 by arch.")
-    width: float = Field(1.0, gt=0, le=4, description="Channel width multiplier (small runs: 0.25).")
+    depth: Int | None = Field(None, description="Network depth; default 19 / 164 / 40 by arch.")
+    width: Float = Field(1.0, gt=0, le=4, description="Channel width multiplier (small runs: 0.25).")
     method: Method = Field("proxns", description="baseline, ns (network slimming) or proxns.")
-    lam: float | None = Field(None, ge=0, le=10, description="λ, the ℓ1 weight; default by method and arch.")
-    beta: float | None = Field(None, gt=0, le=1e6, description="β, the coupling weight (proxns only).")
-    prune_ratio: float | None = Field(
+    lam: Float | None = Field(None, ge=0, le=10, description="λ, the ℓ1 weight; default by method and arch.")
+    beta: Float | None = Field(None, gt=0, le=1e6, description="β, the coupling weight (proxns only).")
+    prune_ratio: Float | None = Field(
         None, gt=0, lt=1, description="Share of channels NS prunes by global |γ| threshold (ns only)."
     )
-    epochs: int = Field(160, ge=1, le=MAX_EPOCHS)
-    batch_size: int = Field(64, ge=1, le=4096)
-    lr: float = Field(0.1, gt=0, le=10)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0, lt=1)
-    lr_milestones: list[int] | None = Field(
-        None, description="Epochs after which lr is divided by 10; default 50 % and 75 % of epochs."
+    epochs: Int = Field(160, ge=1, le=MAX_EPOCHS)
+    batch_size: Int = Field(64, ge=1, le=4096)
+    lr: Float = Field(0.1, gt=0, le=10)
+    momentum: Float = Field(0.9, ge=0, lt=1)
+    weight_decay: Float = Field(1e-4, ge=0, lt=1)
+    lr_milestones: list[Int] | None = Field(
+        None,
+        max_length=100,
+        description="Epochs after which lr is divided by 10; default 50 % and 75 % of epochs.",
     )
-    finetune_epochs: int = Field(0, ge=0, le=MAX_EPOCHS)
-    channel_multiple: int = Field(
+    finetune_epochs: Int = Field(0, ge=0, le=MAX_EPOCHS)
+    channel_multiple: Int = Field(
         1,
         ge=1,
         le=64,
@@ -270,10 +313,10 @@ class TrainConfig(BaseModel):
         description="Re-estimate BN running statistics on the training data before the final measurements "
         "(no learned weight changes); the running averages lag behind a network whose γ shrink.",
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    train_subset: int | None = Field(None, ge=1, description="Use only this many training images.")
-    test_subset: int | None = Field(None, ge=1, description="Use only this many test images.")
+    seed: Int = Field(0, ge=0, le=2**31 - 1)
+    device: Text = Field("auto", max_length=16, description="auto, cpu, cuda or cuda:N.")
+    train_subset: Int | None = Field(None, ge=1, description="Use only this many training images.")
+    test_subset: Int | None = Field(None, ge=1, description="Use only this many test images.")
 
     @field_validator("depth")
     @classmethod
@@ -301,7 +344,7 @@ class TrainConfig(BaseModel):
     @field_validator("device")
     @classmethod
     def _check_device(cls, device: str) -> str:
-        if not _DEVICE_RE.match(device):
+        if not _DEVICE_RE.fullmatch(device):
             raise ValueError(f"device {device!r} is not valid: allowed auto, cpu, cuda, cuda:N")
         return device
 

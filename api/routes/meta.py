@@ -10,7 +10,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.deps import get_settings
-from proxns_core.spec import DATASETS, contract, dataset_status
+from api.limits import limits
+from proxns_core.spec import DATASET_FILES, DATASETS, contract, dataset_status
 from store.settings import Settings
 
 router = APIRouter(tags=["meta"])
@@ -24,12 +25,17 @@ class DatasetStatuses:
         self._cache: dict[str | None, tuple[float, list[dict]]] = {}
 
     def get(self, data_root: str | None) -> list[dict]:
+        """Each data set's availability; the reason names missing files relative to the data
+        root, never a server path."""
         cached = self._cache.get(data_root)
         if cached and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
         out = []
         for name in DATASETS:
             available, reason = dataset_status(name, data_root)
+            if name in DATASET_FILES:
+                missing = [f for f in DATASET_FILES[name] if f in reason]
+                reason = "found" if available else f"missing {', '.join(missing)} under the data root"
             out.append({"name": name, "available": bool(available), "reason": reason})
         self._cache[data_root] = (time.monotonic(), out)
         return out
@@ -40,8 +46,13 @@ class DatasetStatuses:
     summary="The config's rules and defaults, statuses, artifact formats and the data sets available",
     description="archs (with valid depths), methods, method_fields (which method takes which "
     "method-specific field), statuses, finished_statuses, artifact_formats, defaults, the config's "
-    "JSON schema, and datasets with whether this server can load them.",
+    "JSON schema, datasets with whether this server can load them, and limits: this server's bounds "
+    "on a config (PROXNS_MAX_* settings; a config above one is refused with 422 naming it).",
 )
 def meta(request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:
-    body = {**contract(), "datasets": request.app.state.datasets.get(settings.data_root)}
+    body = {
+        **contract(),
+        "datasets": request.app.state.datasets.get(settings.data_root),
+        "limits": limits(settings),
+    }
     return JSONResponse(jsonable_encoder(body))

@@ -61,3 +61,30 @@ def test_valid_depths():
     assert valid_depths("vgg") == [11, 13, 16, 19]
     assert 164 in valid_depths("resnet") and 100 not in valid_depths("resnet")
     assert 40 in valid_depths("densenet") and 41 not in valid_depths("densenet")
+
+
+@pytest.mark.parametrize(
+    "kw,field,fragment",
+    [
+        ({"epochs": True}, "epochs", "not a boolean"),
+        ({"width": False}, "width", "not a boolean"),
+        ({"seed": True}, "seed", "not a boolean"),
+        ({"lr_milestones": [True]}, "lr_milestones", "not a boolean"),
+        ({"lr": float("nan")}, "lr", "finite number"),
+        ({"width": float("inf")}, "width", "finite number"),
+        ({"device": "cpu\n"}, "device", "control characters"),
+        ({"device": "cuda:\u0663"}, "device", "cuda:N"),
+        ({"data_root": "data\x00"}, "data_root", "NUL"),
+        ({"data_root": "\ud800"}, "data_root", "surrogate"),
+        ({"data_root": "d" * 4097}, "data_root", "4096"),
+    ],
+)
+def test_booleans_non_finite_numbers_and_control_characters_are_refused(kw, field, fragment):
+    errors = _errors(**kw)
+    assert field in errors and fragment in errors[field]
+
+
+def test_text_values_still_parse_as_numbers():
+    # `proxns train --epochs 20 --lr-milestones 5,10` hands pydantic strings
+    c = TrainConfig(epochs="20", width="0.25", lr_milestones=["5", "10"], device="cuda:1")
+    assert (c.epochs, c.width, c.lr_milestones, c.device) == (20, 0.25, [5, 10], "cuda:1")

@@ -1,0 +1,289 @@
+"""Limits on what one request may ask for, all from the settings (``PROXNS_MAX_*``, README "Limits
+and bad input"):
+
+- :class:`RequestLimits`, an ASGI middleware: bodies above ``max_body_bytes`` get 413 (from
+  Content-Length, and while reading, for bodies sent without it); JSON bodies holding NaN or
+  Infinity, NUL characters, lone surrogates, or nesting deeper than :data:`MAX_JSON_DEPTH` get 422
+  naming where, before any route sees them;
+- :func:`check_configs`: a valid config may still be too big for this server (depth, width,
+  epochs, batch size, subsets, estimated cost, data_root outside the configured roots): 422
+  naming the field, the bound and the setting that raises it;
+- :func:`check_queue_room`: 429 when the service already holds ``max_queued_jobs`` queued jobs.
+"""
+
+from __future__ import annotations
+
+import email.message
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import validation_response
+from proxns_core.cost import NUM_CLASSES, param_count, train_images, training_cost
+from proxns_core.spec import TrainConfig
+from store.models import Job
+from store.settings import Settings
+
+#: Deepest nesting of arrays and objects a JSON body may have (a config needs 3).
+MAX_JSON_DEPTH = 32
+
+
+def setting_name(field: str) -> str:
+    return f"PROXNS_{field.upper()}"
+
+
+# --------------------------------------------------------------------------- the body
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI parses a body of this type as JSON (the same test FastAPI applies)."""
+    if not content_type:
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def _bad_string(text: str) -> str | None:
+    if "\x00" in text:
+        return "String should not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "String should be valid Unicode (it holds a lone surrogate)"
+    return None
+
+
+def json_body_errors(document: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """Where a parsed JSON body holds what no field accepts: NaN/Infinity, NUL, lone surrogates,
+    too deep a nesting. Each error is located like FastAPI's (``["body", key, index, ...]``)."""
+    errors: list[dict[str, Any]] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(document, ("body",))]
+    while stack and len(errors) < limit:
+        value, loc = stack.pop()
+        if len(loc) > MAX_JSON_DEPTH + 1:
+            errors.append(
+                {
+                    "type": "json_too_deep",
+                    "loc": loc[:2],
+                    "msg": f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+                }
+            )
+            break
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(
+                {
+                    "type": "finite_number",
+                    "loc": loc,
+                    "msg": "Input should be a finite number (NaN and Infinity are not allowed)",
+                    "input": str(value),
+                }
+            )
+        elif isinstance(value, str):
+            problem = _bad_string(value)
+            if problem:
+                errors.append({"type": "string_invalid", "loc": loc, "msg": problem, "input": value})
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                problem = _bad_string(key)
+                if problem:
+                    errors.append({"type": "string_invalid", "loc": (*loc, key), "msg": f"Key: {problem}"})
+                stack.append((item, (*loc, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*loc, i)) for i, item in reversed(list(enumerate(value))))
+    return errors
+
+
+class RequestLimits:
+    """ASGI middleware: body size (413) and JSON values no field accepts (422), before routing."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": f"request body is larger than {self.max_body_bytes} bytes "
+                f"(setting {setting_name('max_body_bytes')})"
+            },
+            status_code=413,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        length = headers.get(b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > self.max_body_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large()(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+
+        content_type = headers.get(b"content-type")
+        if body and _is_json(content_type.decode("latin-1") if content_type else None):
+            errors = None
+            try:
+                document = json.loads(body)
+            except json.JSONDecodeError:
+                pass  # FastAPI answers 422 naming the position
+            except (ValueError, RecursionError) as exc:  # bad UTF-8, a 5000-digit number, 10^5 brackets
+                reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+                errors = [
+                    {"type": "json_invalid", "loc": ("body",), "msg": f"JSON body is invalid: {reason}"}
+                ]
+            else:
+                errors = json_body_errors(document)
+            if errors:
+                await validation_response(errors)(scope, receive, send)
+                return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+# --------------------------------------------------------------------------- the config
+
+
+def _under(path: str, roots: Sequence[Path]) -> bool:
+    try:
+        resolved = Path(os.path.realpath(Path(path).expanduser()))
+    except (OSError, ValueError, RuntimeError):
+        return False
+    return any(resolved.is_relative_to(root) for root in roots)
+
+
+def config_errors(config: TrainConfig, settings: Settings, loc: tuple = ("body",)) -> list[dict[str, Any]]:
+    """What in a valid ``config`` exceeds this server's limits, as validation errors at ``loc``."""
+    errors: list[dict[str, Any]] = []
+
+    def refuse(field: str, value: Any, bound: Any, setting: str, what: str = "at most") -> None:
+        errors.append(
+            {
+                "type": "limit_exceeded",
+                "loc": (*loc, field),
+                "msg": f"{field} {value} is above this server's limit: {what} {bound} "
+                f"(setting {setting_name(setting)})",
+                "input": value,
+            }
+        )
+
+    depth_setting = {"resnet": "max_depth_resnet", "densenet": "max_depth_densenet"}.get(config.arch)
+    if depth_setting and config.depth > getattr(settings, depth_setting):
+        refuse("depth", config.depth, f"{getattr(settings, depth_setting)} for {config.arch}", depth_setting)
+    if config.width > settings.max_width:
+        refuse("width", config.width, settings.max_width, "max_width")
+    for field in ("epochs", "finetune_epochs"):
+        if getattr(config, field) > settings.max_epochs:
+            refuse(field, getattr(config, field), settings.max_epochs, "max_epochs")
+    if config.batch_size > settings.max_batch_size:
+        refuse("batch_size", config.batch_size, settings.max_batch_size, "max_batch_size")
+    for field in ("train_subset", "test_subset"):
+        value, bound = getattr(config, field), getattr(settings, f"max_{field}")
+        if value is not None and value > bound:
+            refuse(field, value, bound, f"max_{field}")
+    if config.data_root is not None and not _under(config.data_root, settings.allowed_data_roots()):
+        errors.append(
+            {
+                "type": "limit_exceeded",
+                "loc": (*loc, "data_root"),
+                "msg": "data_root must lie inside one of this server's data folders "
+                f"(setting {setting_name('data_roots')}); leave it unset for the default",
+                "input": config.data_root,
+            }
+        )
+    if not errors:  # the estimate walks the network: only once its size is known to be sane
+        cost = training_cost(config)
+        if cost > settings.max_cost:
+            params = param_count(config.arch, config.depth, config.width, NUM_CLASSES[config.dataset])
+            epochs = config.epochs + config.finetune_epochs
+            errors.append(
+                {
+                    "type": "limit_exceeded",
+                    "loc": loc,
+                    "msg": f"estimated cost {cost:.3g} (parameters {params:,} x {epochs} epochs x "
+                    f"{train_images(config):,} training images) is above this server's limit: at most "
+                    f"{settings.max_cost:.3g} (setting {setting_name('max_cost')}); use fewer epochs, "
+                    "a smaller width or depth, or a train_subset",
+                }
+            )
+    return errors
+
+
+def check_configs(configs: Iterable[TrainConfig], settings: Settings, loc: tuple = ("body",)) -> None:
+    """Raise RequestValidationError (422) listing every limit the configs exceed (each once)."""
+    found: dict[tuple, dict[str, Any]] = {}
+    for config in configs:
+        for err in config_errors(config, settings, loc):
+            found.setdefault((err["loc"], err["msg"]), err)
+    if found:
+        raise RequestValidationError(list(found.values()))
+
+
+def check_queue_room(db: Session, settings: Settings, new_jobs: int) -> None:
+    """429 when ``new_jobs`` more would take the service past ``max_queued_jobs`` queued jobs.
+
+    A global bound until jobs have owners (then it becomes per user); a soft one: two requests
+    racing can both pass.
+    """
+    queued = db.scalar(select(func.count(Job.id)).where(Job.status == "queued")) or 0
+    if queued + new_jobs > settings.max_queued_jobs:
+        raise HTTPException(
+            429,
+            f"{queued} jobs are queued and this request adds {new_jobs}; this server queues at most "
+            f"{settings.max_queued_jobs} (setting {setting_name('max_queued_jobs')}); retry later",
+        )
+
+
+def limits(settings: Settings) -> dict[str, Any]:
+    """The limits as served by GET /api/meta (no server paths)."""
+    names = [
+        "max_depth_resnet",
+        "max_depth_densenet",
+        "max_width",
+        "max_epochs",
+        "max_batch_size",
+        "max_train_subset",
+        "max_test_subset",
+        "max_cost",
+        "max_sweep_jobs",
+        "max_queued_jobs",
+        "max_body_bytes",
+    ]
+    return {name: getattr(settings, name) for name in names}
