@@ -7,14 +7,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
+from api.deps import API_DEPENDENCIES
 from api.docs import add_offline_docs
+from api.errors import validation_error_handler
+from api.limits import RequestLimits
 from api.queue import JobQueue
 from api.routes import experiments, health, jobs, meta
 from api.routes.jobs import RenderedPages
 from api.routes.meta import DatasetStatuses
 from store.db import make_engine, make_sessionmaker
+from store.reconciler import Reconciler
 from store.settings import Settings
 
 #: The dashboard built in ``frontend/`` at the repository root.
@@ -36,7 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Delivers the outbox, re-delivers lost messages, takes back jobs whose worker died.
+        reconciler = Reconciler(app.state.sessionmaker, settings, app.state.queue.publish).start()
         yield
+        reconciler.stop()
         app.state.queue.close()
         app.state.engine.dispose()
         app.state.version_engine.dispose()
@@ -50,17 +58,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.database_url)
+    timeouts = {
+        "connect_timeout": settings.db_connect_timeout,
+        "statement_timeout_ms": settings.db_statement_timeout_ms,
+    }
+    app.state.engine = make_engine(settings.database_url, **timeouts)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     # Used only on the event loop (one request at a time), for the job list's change counter.
-    app.state.version_engine = make_engine(settings.database_url, pool_size=1)
+    app.state.version_engine = make_engine(settings.database_url, pool_size=1, **timeouts)
     app.state.queue = JobQueue(settings)
     # Caches belong to the app: two apps in one process (tests, embedding) never share them.
-    app.state.job_pages = RenderedPages()
+    app.state.job_pages = RenderedPages(size=settings.page_cache_entries, max_bytes=settings.page_cache_bytes)
     app.state.datasets = DatasetStatuses()
 
-    for module in (jobs, experiments, meta, health):
-        app.include_router(module.router)
+    for module in (jobs, experiments, meta):
+        app.include_router(module.router, dependencies=API_DEPENDENCIES)
+    app.include_router(health.router)
+    # 422s name the field without echoing megabytes of input; bodies are bounded before routing.
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     add_offline_docs(app)
 
     frontend = Path(settings.frontend_dir) if settings.frontend_dir else FRONTEND_DIR

@@ -1,23 +1,31 @@
-"""Submission: hand the jobs a request created to the workers, or take them back."""
+"""Submission: hand the jobs a request created to the workers.
+
+The jobs and their outbox rows are already committed together (``store.queries.create_jobs``), so
+a job is never lost: it is published here at once (in the queue's threads, for at most the publish
+timeout); when the broker is down or slow the request still answers 201 with the job ``queued``,
+and the reconciler's dispatcher delivers it once the broker is back.
+"""
 
 from __future__ import annotations
 
-from fastapi import HTTPException
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.queue import JobQueue, QueueUnavailable
-from store.models import Job
-from store.queries import delete_jobs
+from api.queue import JobQueue
+from store.models import Job, Outbox
+from store.queries import mark_delivered
 
 
-def enqueue_or_undo(db: Session, queue: JobQueue, jobs: list[Job], experiment_id: int | None = None) -> None:
-    """Hand new jobs to the workers; if the broker is down, delete them again and answer 503.
-
-    A rejected request must leave no job behind (a worker that still receives an already-sent id
-    finds no job and skips it).
-    """
-    try:
-        queue.enqueue(*(j.id for j in jobs))
-    except QueueUnavailable as exc:
-        delete_jobs(db, [j.id for j in jobs], experiment_id)
-        raise HTTPException(503, f"job queue unavailable ({exc}); nothing was created") from exc
+def publish_now(db: Session, queue: JobQueue, jobs: list[Job]) -> list[int]:
+    """Try to publish new jobs right away; mark the published ones delivered. Returns their ids."""
+    sent = queue.publish_within([j.id for j in jobs])
+    if sent:
+        try:
+            rows = db.execute(
+                select(Outbox.id).where(Outbox.job_id.in_(sent), Outbox.delivered_at.is_(None))
+            ).scalars()
+            mark_delivered(db, list(rows))
+            db.commit()
+        except Exception:  # noqa: BLE001 - the dispatcher publishes them again: a duplicate is harmless
+            db.rollback()
+    return sent

@@ -39,6 +39,9 @@ class Callbacks:
     def on_step(self, step: int, total_steps: int) -> None:
         """After every optimizer step; ``step`` counts over training and fine-tuning."""
 
+    def on_resume(self, history: list[EpochMetrics]) -> None:
+        """After a checkpoint was loaded, with its epochs (the truth: later epochs are trained again)."""
+
     def should_stop(self) -> bool:
         """Consulted before every step (throttle it yourself); True stops ``fit`` (:class:`TrainingStopped`)."""
         return False
@@ -218,13 +221,18 @@ class _Trainer:
             "history": [m.model_dump() for m in self.history],
         }
         tmp = self.checkpoint.with_name(CHECKPOINT_PARTIAL)
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, self.checkpoint)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+            raise
 
     def load(self) -> bool:
         if self.checkpoint is None or not self.checkpoint.exists():
             return False
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        # weights_only: a checkpoint holds tensors, plain dicts, lists and numbers; nothing is unpickled.
+        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
         if state["config"] != self.config.model_dump():
             raise ValueError(
                 f"checkpoint {self.checkpoint} belongs to a different config; remove it to start afresh"
@@ -284,8 +292,8 @@ def fit(
 ) -> FitResult:
     """Train ``config``, prune and slim the network, fine-tune if asked, and measure both networks."""
     t = _Trainer(config, callbacks or Callbacks(), checkpoint_dir)
-    if resume:
-        t.load()
+    if resume and t.load():
+        t.cb.on_resume(list(t.history))
     t.train()
     full = t.model
     plan = round_plan(full, t.sparsity.prune_plan(full), config.channel_multiple)

@@ -1,6 +1,7 @@
 """The store: ORM tables, engines and sessions, and the job transitions both API and worker need."""
 
 from store.db import make_engine, make_sessionmaker, ping
+from store.idempotency import IdempotencyKey
 from store.models import (
     METRIC_FIELDS,
     RESULT_FIELDS,
@@ -19,6 +20,7 @@ __all__ = [
     "Artifact",
     "Base",
     "Experiment",
+    "IdempotencyKey",
     "Job",
     "Metric",
     "Result",

@@ -9,12 +9,35 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout so API and worker can share it."""
+def make_engine(
+    url: str, pool_size: int = 10, connect_timeout: int = 5, statement_timeout_ms: int = 30000
+) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so API and worker can share it.
+
+    Postgres connections are checked before use (``pool_pre_ping``: a restarted server or a killed
+    backend costs one reconnect, not a failed job), and opening one and every statement time out.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        # No pre-ping: it costs a round trip per checkout; a dropped connection is replaced on error.
-        return create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, pool_recycle=1800)
+        connect_args: dict = {"connect_timeout": connect_timeout}
+        if parsed.get_backend_name() == "postgresql":
+            connect_args |= {
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+            }
+            if statement_timeout_ms:
+                connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=2 * pool_size,
+            pool_recycle=1800,
+            pool_pre_ping=True,
+            pool_timeout=10,
+            connect_args=connect_args,
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -129,7 +129,10 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Written by the worker while it trains; a stale heartbeat on a running job means its worker died.
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Every claim by a worker counts; ``handbacks`` counts the tries a worker gave back on a graceful
+    # shutdown, so ``attempts - handbacks`` is the number of tries that really failed.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    handbacks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker_host: Mapped[str | None] = mapped_column(String(255))
     device: Mapped[str | None] = mapped_column(String(64))
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -172,3 +175,22 @@ class Artifact(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     location: Mapped[str] = mapped_column(Text)
+
+
+class Outbox(Base):
+    """A job id to hand to the workers, written in the same transaction as the change that queued it.
+
+    A dispatcher publishes rows whose ``available_at`` has come and sets ``delivered_at``; a row is
+    never lost when the broker is down, only delivered later (a duplicate message is harmless: a
+    worker claims only a queued job).
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,8 +1,10 @@
-"""Every write to jobs and experiments: the API's (create, undo, cancel) and the worker's (claim,
-report, finish).
+"""Every write to jobs and experiments: the API's (create, cancel), the worker's (claim, report,
+finish) and the reconciler's (deliver the outbox, re-deliver lost messages, take back lost jobs).
 
-Every transition is one conditional UPDATE, so two processes racing on a job cannot both win, and
-every write ends in :func:`commit_jobs`, which commits and then bumps the jobs' change counter.
+Every transition is one conditional UPDATE, so two processes racing on a job cannot both win (a
+cancelled or failed job is never overwritten with ``succeeded``), every change that queues a job
+writes its outbox row in the same transaction, and every write ends in :func:`commit_jobs`, which
+commits and then bumps the jobs' change counter.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from store.models import (
     Experiment,
     Job,
     Metric,
+    Outbox,
     Result,
     StoreState,
     utcnow,
 )
 
-#: A running job whose heartbeat is older than this has lost its worker.
-HEARTBEAT_STALE = timedelta(minutes=10)
+#: Seconds an outbox row written by the API waits before a dispatcher may publish it: the API
+#: publishes it at once itself, and leaves it to the dispatchers only when that fails.
+IMMEDIATE_PUBLISH_WINDOW = timedelta(seconds=5)
 
 
 def commit_jobs(session: Session) -> None:
@@ -81,12 +85,22 @@ def new_job(config: TrainConfig, experiment_id: int | None = None) -> Job:
     )
 
 
+def add_outbox(session: Session, job_ids: Iterable[int], delay: timedelta = timedelta(0)) -> None:
+    """Add one outbox row per job to the session's transaction (the caller commits)."""
+    now = utcnow()
+    session.add_all(
+        Outbox(job_id=j, created_at=now, available_at=now + delay, publish_attempts=0) for j in job_ids
+    )
+
+
 def create_jobs(
     session: Session, configs: Iterable[TrainConfig], experiment_id: int | None = None
 ) -> list[Job]:
-    """Store one queued job per resolved config and commit; returns the new rows (ids set)."""
+    """Store one queued job per resolved config with its outbox row, in one transaction."""
     jobs = [new_job(c, experiment_id) for c in configs]
     session.add_all(jobs)
+    session.flush()
+    add_outbox(session, [j.id for j in jobs], IMMEDIATE_PUBLISH_WINDOW)
     commit_jobs(session)
     return jobs
 
@@ -100,25 +114,22 @@ def create_experiment(
     session.flush()
     jobs = [new_job(c, exp.id) for c in configs]
     session.add_all(jobs)
+    session.flush()
+    add_outbox(session, [j.id for j in jobs], IMMEDIATE_PUBLISH_WINDOW)
     commit_jobs(session)
     return exp, jobs
 
 
-def delete_jobs(session: Session, job_ids: list[int], experiment_id: int | None = None) -> None:
-    """Delete jobs (and their experiment) that were created but could not be handed to a worker."""
-    session.execute(delete(Job).where(Job.id.in_(job_ids)))
-    if experiment_id is not None:
-        session.execute(delete(Experiment).where(Experiment.id == experiment_id))
-    commit_jobs(session)
-
-
 def claim_job(session: Session, job_id: int, host: str, device: str) -> bool:
-    """Mark a queued job (or a running one whose worker died) running on this worker; False if taken."""
+    """Mark a queued, not cancel-requested job running on this worker; False if it is not queued.
+
+    A running job whose worker died is first taken back to ``queued`` by the reconciler
+    (:func:`take_back_lost_jobs`), never claimed directly.
+    """
     now = utcnow()
-    stale = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - HEARTBEAT_STALE)
     stmt = (
         update(Job)
-        .where(Job.id == job_id, or_(Job.status == "queued", and_(Job.status == "running", stale)))
+        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
         .values(
             status="running",
             started_at=func.coalesce(Job.started_at, now),
@@ -145,8 +156,7 @@ def report_progress(
     commit_jobs(session)
 
 
-def upsert_metric(session: Session, job_id: int, m: EpochMetrics) -> None:
-    """Write one epoch's metrics; writing the same epoch again replaces it (retries are harmless)."""
+def _upsert_metric(session: Session, job_id: int, m: EpochMetrics) -> None:
     values = {k: _finite(v) for k, v in m.model_dump().items()}  # a diverged run's NaN is stored as NULL
     values["job_id"] = job_id
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -156,7 +166,53 @@ def upsert_metric(session: Session, job_id: int, m: EpochMetrics) -> None:
         set_={k: stmt.excluded[k] for k in METRIC_FIELDS if k != "epoch"},
     )
     session.execute(stmt)
+
+
+def upsert_metric(session: Session, job_id: int, m: EpochMetrics) -> None:
+    """Write one epoch's metrics; writing the same epoch again replaces it (retries are harmless)."""
+    _upsert_metric(session, job_id, m)
     commit_jobs(session)
+
+
+def write_metrics(
+    session: Session,
+    job_id: int,
+    rows: Iterable[EpochMetrics],
+    truncate_after: int | None = None,
+    progress: float | None = None,
+    eta_seconds: float | None = None,
+) -> None:
+    """Write epoch rows in one transaction; with ``truncate_after`` rows of later epochs are deleted.
+
+    A resumed job writes its checkpoint's whole history with ``truncate_after`` = its last epoch: the
+    checkpoint is the truth, so rows a crash left beyond it go and rows it missed come back. The
+    job's ``epochs_done`` (and ``progress``) follow the last row written.
+    """
+    if truncate_after is not None:
+        session.execute(delete(Metric).where(Metric.job_id == job_id, Metric.epoch > truncate_after))
+    last = None
+    for m in rows:
+        _upsert_metric(session, job_id, m)
+        last = m.epoch
+    if last is not None:
+        values: dict[str, Any] = {"epochs_done": last, "heartbeat_at": utcnow()}
+        if progress is not None:
+            values["progress"], values["eta_seconds"] = progress, eta_seconds
+        session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(**values))
+    commit_jobs(session)
+
+
+def heartbeat(
+    session: Session, job_id: int, progress: float | None = None, eta_seconds: float | None = None
+) -> tuple[str, bool] | None:
+    """Refresh a running job's heartbeat (and progress); returns its (status, cancel_requested)."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values["progress"], values["eta_seconds"] = progress, eta_seconds
+    session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(**values))
+    row = session.execute(select(Job.status, Job.cancel_requested).where(Job.id == job_id)).one_or_none()
+    commit_jobs(session)
+    return None if row is None else (row.status, bool(row.cancel_requested))
 
 
 def cancel_requested(session: Session, job_id: int) -> bool:
@@ -180,7 +236,9 @@ def request_cancel(session: Session, job_id: int) -> str | None:
         if not done:  # a worker claimed it in between: fall through to the running case
             status = "running"
     if status == "running":
-        session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True)
+        )
     commit_jobs(session)
     return status
 
@@ -196,20 +254,52 @@ def finish_job(
     commit_jobs(session)
 
 
-def requeue_job(session: Session, job_id: int) -> None:
-    """Give a running job back to the queue (its worker is shutting down); epochs done are kept."""
-    session.execute(
+def requeue_job(session: Session, job_id: int) -> bool:
+    """Give a running job back to the queue (its worker is shutting down); epochs done are kept.
+
+    The try does not count as a failed one (``handbacks``); the outbox row is written in the same
+    transaction. A cancel requested meanwhile ends the job ``cancelled`` instead. True if requeued.
+    """
+    done = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running")
-        .values(status="queued", eta_seconds=None, heartbeat_at=None)
-    )
+        .where(Job.id == job_id, Job.status == "running", Job.cancel_requested.is_(False))
+        .values(status="queued", eta_seconds=None, heartbeat_at=None, handbacks=Job.handbacks + 1)
+    ).rowcount
+    if done:
+        add_outbox(session, [job_id])
+    else:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running")
+            .values(status="cancelled", finished_at=utcnow(), eta_seconds=None)
+        )
     commit_jobs(session)
+    return bool(done)
 
 
 def save_result(
     session: Session, job_id: int, result: ResultSpec, artifacts: Iterable[dict[str, Any]]
-) -> None:
-    """Store a succeeded job's result and artifact records and mark it succeeded, in one transaction."""
+) -> str:
+    """Store a succeeded job's result and artifact records and mark it succeeded, in one transaction.
+
+    Only a running job with no cancel request succeeds; one cancelled while it was exporting ends
+    ``cancelled`` (no result stored), and one that is no longer running (failed, cancelled, taken back
+    by the reconciler) is left alone. Returns the status the job has afterwards.
+    """
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.cancel_requested.is_(False))
+        .values(status="succeeded", finished_at=utcnow(), progress=1.0, eta_seconds=0.0, error=None)
+    ).rowcount
+    if not done:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running", Job.cancel_requested.is_(True))
+            .values(status="cancelled", finished_at=utcnow(), eta_seconds=None)
+        )
+        status = session.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+        commit_jobs(session)
+        return status or "deleted"
     values = result.model_dump(mode="json")
     session.merge(Result(job_id=job_id, **{k: _finite(values[k]) for k in RESULT_FIELDS}))
     for a in artifacts:
@@ -219,31 +309,114 @@ def save_result(
         row = existing or Artifact(job_id=job_id, name=a["name"])
         row.format, row.bytes, row.sha256, row.location = a["format"], a["bytes"], a["sha256"], a["path"]
         session.add(row)
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(status="succeeded", finished_at=utcnow(), progress=1.0, eta_seconds=0.0, error=None)
-    )
     commit_jobs(session)
+    return "succeeded"
 
 
-def fail_stale_jobs(session: Session) -> list[int]:
-    """Mark running jobs whose worker stopped sending heartbeats as failed; returns their ids."""
-    cutoff = utcnow() - HEARTBEAT_STALE
-    ids = list(
-        session.execute(select(Job.id).where(Job.status == "running", Job.heartbeat_at < cutoff)).scalars()
+def pending_outbox(session: Session, limit: int = 100) -> list[tuple[int, int]]:
+    """(outbox id, job id) of rows due for publishing, oldest first; locked (skipping rows another
+    dispatcher holds) until the session's transaction ends on Postgres."""
+    stmt = (
+        select(Outbox.id, Outbox.job_id)
+        .where(Outbox.delivered_at.is_(None), Outbox.available_at <= utcnow())
+        .order_by(Outbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
+    return [(r.id, r.job_id) for r in session.execute(stmt)]
+
+
+def mark_delivered(session: Session, outbox_ids: Iterable[int]) -> None:
+    """Set ``delivered_at`` on published rows (in the caller's transaction; the caller commits)."""
+    ids = list(outbox_ids)
     if ids:
-        minutes = int(HEARTBEAT_STALE.total_seconds() // 60)
         session.execute(
-            update(Job)
-            .where(Job.id.in_(ids), Job.status == "running", Job.heartbeat_at < cutoff)
-            .values(
-                status="failed",
-                finished_at=utcnow(),
-                eta_seconds=None,
-                error=f"worker lost: no heartbeat for {minutes} minutes",
-            )
+            update(Outbox)
+            .where(Outbox.id.in_(ids), Outbox.delivered_at.is_(None))
+            .values(delivered_at=utcnow())
         )
+
+
+def mark_failed_publish(session: Session, outbox_id: int, error: str, retry_in: timedelta) -> None:
+    """Count a failed publish and push the row's next try back."""
+    session.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id)
+        .values(
+            publish_attempts=Outbox.publish_attempts + 1,
+            last_error=error[:1000],
+            available_at=utcnow() + retry_in,
+        )
+    )
+
+
+def redeliver_lost_messages(session: Session, live_job_ids: set[int] | None, grace: timedelta) -> list[int]:
+    """Queued jobs with no live message in the broker get a new outbox row; returns their ids.
+
+    A job counts as lost when it is queued, older than ``grace``, has no pending outbox row, no row
+    delivered within ``grace`` (a worker may be between taking its message and claiming the job),
+    and its id is not in ``live_job_ids`` (None: the broker could not be read, nothing is done).
+    """
+    if live_job_ids is None:
+        return []
+    cutoff = utcnow() - grace
+    recent = (
+        select(Outbox.id)
+        .where(
+            Outbox.job_id == Job.id,
+            or_(Outbox.delivered_at.is_(None), Outbox.delivered_at > cutoff),
+        )
+        .exists()
+    )
+    candidates = session.execute(
+        select(Job.id).where(Job.status == "queued", Job.created_at < cutoff, ~recent)
+    ).scalars()
+    lost = [j for j in candidates if j not in live_job_ids]
+    if lost:
+        add_outbox(session, lost)
     commit_jobs(session)
-    return ids
+    return lost
+
+
+def take_back_lost_jobs(
+    session: Session, timeout: timedelta, max_attempts: int
+) -> tuple[list[int], list[int]]:
+    """Running jobs whose heartbeat is older than ``timeout`` lost their worker: each goes back to
+    ``queued`` with an outbox row (the next worker resumes its checkpoint), or — after
+    ``max_attempts`` failed tries, or when a cancel was requested — ends. Returns (requeued, ended)."""
+    now = utcnow()
+    cutoff = now - timeout
+    rows = session.execute(
+        select(Job.id, Job.attempts, Job.handbacks, Job.cancel_requested, Job.heartbeat_at).where(
+            Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff)
+        )
+    ).all()
+    requeued, ended = [], []
+    seconds = int(timeout.total_seconds())
+    for row in rows:
+        same = and_(
+            Job.id == row.id,
+            Job.status == "running",
+            Job.attempts == row.attempts,
+            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
+        )
+        failed_tries = row.attempts - row.handbacks
+        if row.cancel_requested:
+            values: dict[str, Any] = {"status": "cancelled", "finished_at": now, "eta_seconds": None}
+        elif failed_tries >= max_attempts:
+            values = {
+                "status": "failed",
+                "finished_at": now,
+                "eta_seconds": None,
+                "error": f"worker lost: no heartbeat for {seconds} s, {failed_tries} of {max_attempts} tries used",
+            }
+        else:
+            values = {"status": "queued", "eta_seconds": None, "heartbeat_at": None}
+        if session.execute(update(Job).where(same).values(**values)).rowcount:
+            if values["status"] == "queued":
+                add_outbox(session, [row.id])
+                requeued.append(row.id)
+            else:
+                ended.append(row.id)
+    commit_jobs(session)
+    return requeued, ended

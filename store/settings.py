@@ -6,11 +6,13 @@ both import ``store``, neither may import the other).
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Name under which the worker registers the job task and the API enqueues it.
 RUN_JOB_TASK = "proxns.run_job"
@@ -41,6 +43,52 @@ class Settings(BaseSettings):
         None, description="Dashboard folder served at /; default the repository's frontend/."
     )
 
+    # ---- limits on what one request may ask for (README, "Limits and bad input")
+    data_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Folders a config's data_root must lie in (symlinks and .. resolved), separated "
+        "by the OS path separator (':'); default: data_root, else ./data.",
+    )
+    max_depth_resnet: int = Field(200, ge=11, description="Deepest ResNet a job may ask for (9n+2).")
+    max_depth_densenet: int = Field(250, ge=7, description="Deepest DenseNet a job may ask for (3n+4).")
+    max_width: float = Field(2.0, gt=0, description="Largest width multiplier a job may ask for.")
+    max_epochs: int = Field(
+        300, ge=1, description="Most training epochs, and most fine-tuning epochs, of one job."
+    )
+    max_batch_size: int = Field(1024, ge=1, description="Largest batch size of one job.")
+    max_train_subset: int = Field(100_000, ge=1, description="Largest train_subset of one job.")
+    max_test_subset: int = Field(100_000, ge=1, description="Largest test_subset of one job.")
+    max_cost: float = Field(
+        1e15,
+        gt=0,
+        description="Largest parameters x epochs (training + fine-tuning) x training images of one "
+        "job (VGG-19 on CIFAR-10 for 160 epochs: 1.6e14).",
+    )
+    max_sweep_jobs: int = Field(256, ge=1, description="Most jobs one experiment may ask for.")
+    max_queued_jobs: int = Field(
+        10_000, ge=1, description="Most queued jobs in the whole service; submissions beyond get 429."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body (bytes); larger ones get 413."
+    )
+    page_cache_bytes: int = Field(
+        32 * 2**20, ge=0, description="Bytes of rendered job-list pages the API keeps (per process)."
+    )
+    page_cache_entries: int = Field(256, ge=0, description="Rendered job-list pages the API keeps.")
+    idempotency_ttl_hours: float = Field(24.0, gt=0, description="How long an Idempotency-Key is remembered.")
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part]
+        return value
+
+    def allowed_data_roots(self) -> list[Path]:
+        """The folders a config's data_root must lie in, resolved (symlinks and ..)."""
+        roots = self.data_roots or [self.data_root or "data"]
+        return [Path(os.path.realpath(Path(r).expanduser())) for r in roots]
+
     def broker_transport_options(self) -> dict:
         """Transport options for kombu; the filesystem queue needs its folders made and named."""
         if not self.broker_url.startswith("filesystem:"):
@@ -60,6 +108,21 @@ class Settings(BaseSettings):
     @property
     def uses_filesystem_broker(self) -> bool:
         return self.broker_url.startswith("filesystem:")
+
+    # Reliability (issue 9: nothing lost, crash-safe training).
+    heartbeat_every: float = Field(2.0, gt=0, description="Seconds between a running job's heartbeats.")
+    heartbeat_timeout: float = Field(
+        60.0, gt=0, description="A running job whose heartbeat is older than this lost its worker."
+    )
+    max_attempts: int = Field(3, ge=1, description="Tries of a job whose worker keeps dying before it fails.")
+    reconcile_every: float = Field(5.0, gt=0, description="Seconds between the reconciler's passes.")
+    redeliver_grace: float = Field(
+        30.0, gt=0, description="A queued job with no broker message for this long is delivered again."
+    )
+    publish_timeout: float = Field(3.0, gt=0, description="Seconds a broker publish may take.")
+    db_connect_timeout: int = Field(5, ge=1, description="Seconds to open a Postgres connection.")
+    db_statement_timeout_ms: int = Field(30000, ge=0, description="Postgres statement timeout (0: none).")
+    keep_checkpoints: bool = Field(False, description="Keep a job's epoch checkpoint after it succeeded.")
 
 
 @lru_cache

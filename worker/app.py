@@ -1,19 +1,20 @@
-"""The Celery app of the workers: one job per process, acknowledged only once it has ended."""
+"""The Celery app of the workers: one job per process, acknowledged only once it has ended.
+
+Each worker process also runs the reconciler (``store.reconciler``) in a thread: it delivers the
+outbox, re-delivers queued jobs whose message was lost, and takes back running jobs whose heartbeat
+stopped (their worker was killed, ran out of memory, lost power) so that the next worker resumes
+them from their checkpoint. Liveness comes from heartbeats, never from process ids.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 from celery.worker import state as worker_state
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from store.db import make_engine, make_sessionmaker
-from store.models import Job
-from store.queries import fail_stale_jobs, finish_job
+from store.reconciler import Reconciler, dispatch_outbox
 from store.settings import RUN_JOB_TASK, get_settings
 from worker.config import make_celery
 from worker.runner import run_job
@@ -23,8 +24,14 @@ log = logging.getLogger("proxns.worker")
 
 settings = get_settings()
 app = make_celery(settings)
-_engine = make_engine(settings.database_url, pool_size=2)
+_engine = make_engine(
+    settings.database_url,
+    pool_size=2,
+    connect_timeout=settings.db_connect_timeout,
+    statement_timeout_ms=settings.db_statement_timeout_ms,
+)
 _sessions = make_sessionmaker(_engine)
+_reconciler: Reconciler | None = None
 
 
 def shutting_down() -> bool:
@@ -33,47 +40,37 @@ def shutting_down() -> bool:
     return worker_state.should_stop is not None or worker_state.should_terminate not in (None, False)
 
 
-def _requeue(job_id: int) -> None:
-    run_job_task.apply_async(args=[job_id], queue=settings.queue)
+def publish(job_id: int) -> None:
+    """Send one job id to the queue (bounded retries: a down broker fails fast, the outbox keeps it)."""
+    run_job_task.apply_async(
+        args=[job_id],
+        queue=settings.queue,
+        retry=True,
+        retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+    )
+
+
+def _deliver_now(_job_id: int) -> None:
+    """After a hand-back: publish the outbox at once so that another worker takes the job."""
+    try:
+        dispatch_outbox(_sessions, publish)
+    except Exception as exc:  # noqa: BLE001 - the reconcilers deliver it later
+        log.warning("outbox not delivered now (%s); the reconciler will", exc)
 
 
 @app.task(name=RUN_JOB_TASK, acks_late=True)
 def run_job_task(job_id: int) -> str:
     """Run one job through ``proxns_core.fit``; the returned status is only logged."""
-    return run_job(job_id, settings, _sessions, shutting_down=shutting_down, requeue=_requeue)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def jobs_of_dead_local_workers(session: Session) -> list[tuple[int, str]]:
-    """Running jobs claimed by a worker process on this host that no longer exists."""
-    prefix = f"{socket.gethostname()}:"
-    rows = session.execute(
-        select(Job.id, Job.worker_host).where(Job.status == "running", Job.worker_host.startswith(prefix))
-    ).all()
-    dead = []
-    for job_id, host in rows:
-        pid = host[len(prefix) :].split()[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            dead.append((job_id, host))
-    return dead
+    return run_job(job_id, settings, _sessions, shutting_down=shutting_down, requeue=_deliver_now)
 
 
 @worker_ready.connect
-def _reap_lost_jobs(**_kwargs) -> None:
-    """At start-up, end the jobs whose worker died without a word (killed, out of memory, power loss)."""
-    with _sessions() as s:
-        for job_id, host in jobs_of_dead_local_workers(s):
-            finish_job(s, job_id, "failed", error=f"worker lost: process {host} died while running this job")
-            log.warning("job %s failed: its worker %s died", job_id, host)
-        lost = fail_stale_jobs(s)
-    if lost:
-        log.warning("marked jobs %s failed: their worker stopped sending heartbeats", lost)
+def _start_reconciler(**_kwargs) -> None:
+    global _reconciler
+    _reconciler = Reconciler(_sessions, settings, publish).start()
+
+
+@worker_shutdown.connect
+def _stop_reconciler(**_kwargs) -> None:
+    if _reconciler is not None:
+        _reconciler.stop()

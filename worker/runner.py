@@ -2,39 +2,45 @@
 
 Every exit path ends the job: succeeded (result and model files stored), cancelled (finished
 epochs kept), queued again (the worker is shutting down; the job resumes from its checkpoint
-elsewhere), or failed with the exception's message.
+elsewhere), or failed with the exception's message ("artifact store full" for a full disk).
+
+Liveness does not depend on step length: a heartbeat thread refreshes the job's heartbeat every
+``heartbeat_every`` seconds, reads its cancel flag (so ``should_stop`` never touches the database)
+and writes the epoch rows training produced. Training never waits for the database: when it is
+away the rows stay buffered and are written once it is back; the final writes are retried with
+backoff. The epoch checkpoint is written before its metric row, and a resumed job rewrites its rows
+from the checkpoint's history, so a crash can neither duplicate nor lose an epoch row.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from proxns_core import Callbacks, EpochMetrics, TrainConfig, TrainingStopped, export_slim, fit
 from store.models import Job
-from store.queries import (
-    cancel_requested,
-    claim_job,
-    finish_job,
-    report_progress,
-    requeue_job,
-    save_result,
-    upsert_metric,
-)
+from store.queries import claim_job, finish_job, heartbeat, requeue_job, save_result, write_metrics
 from store.settings import Settings
 
 log = logging.getLogger("proxns.worker")
 
-#: Seconds between progress/heartbeat writes during an epoch, and between cancel checks.
-PROGRESS_EVERY = 2.0
-CANCEL_CHECK_EVERY = 0.5
+#: The error of a job that could not write its checkpoint or model files for lack of space.
+DISK_FULL = "artifact store full"
+#: How long the final writes (metrics, result) are retried while the database is away.
+FINAL_WRITE_DEADLINE = 600.0
+
+T = TypeVar("T")
 
 
 def resolved_device(spec: str) -> str:
@@ -51,43 +57,93 @@ def worker_host() -> str:
     return f"{socket.gethostname()}:{os.getpid()}{suffix}"
 
 
-class JobCallbacks(Callbacks):
-    """Writes metrics, progress, ETA and heartbeats to the store; stops on cancel or shutdown."""
+def with_retries(what: str, fn: Callable[[], T], deadline: float = FINAL_WRITE_DEADLINE) -> T:
+    """``fn()``, retried with exponential backoff (0.25 s doubling to 8 s) for up to ``deadline`` s."""
+    end, delay = time.monotonic() + deadline, 0.25
+    while True:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - the database may be restarting: try again
+            if time.monotonic() + delay > end:
+                raise
+            log.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
-    def __init__(self, make_session: sessionmaker[Session], job_id: int, shutting_down: Callable[[], bool]):
+
+def _free_bytes(path: Path | None) -> int:
+    try:
+        return shutil.disk_usage(path).free if path is not None else 2**62
+    except OSError:
+        return 2**62
+
+
+def disk_full(exc: BaseException, path: Path | None = None) -> bool:
+    """Whether ``exc`` (or what caused it) is a write under ``path`` that failed for lack of space."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        if isinstance(seen, RuntimeError) and "write failed" in str(seen) and _free_bytes(path) < 2**20:
+            return True  # torch.save reports a full disk as "PytorchStreamWriter ... file write failed"
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class JobCallbacks(Callbacks):
+    """Buffers metrics for the heartbeat thread; stops on cancel or shutdown without a database call."""
+
+    def __init__(
+        self,
+        make_session: sessionmaker[Session],
+        job_id: int,
+        shutting_down: Callable[[], bool],
+        heartbeat_every: float = 2.0,
+    ):
         super().__init__()
         self.make_session = make_session
         self.job_id = job_id
         self.shutting_down = shutting_down
+        self.heartbeat_every = heartbeat_every
         self.stop_reason: str | None = None
         self._t0 = time.monotonic()
         self._first_step: int | None = None
-        self._last_report = 0.0
-        self._last_cancel_check = 0.0
         self.step, self.total_steps = 0, 0
+        self._lock = threading.Lock()
+        self._pending: list[EpochMetrics] = []
+        self._truncate_after: int | None = None
+        self._cancelled = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"proxns-heartbeat-{job_id}", daemon=True)
 
+    # --- called by fit, on the training thread -------------------------------------------------
     def eta(self) -> float | None:
         if self._first_step is None or self.step <= self._first_step or not self.total_steps:
             return None
         rate = (time.monotonic() - self._t0) / (self.step - self._first_step)
         return rate * (self.total_steps - self.step)
 
+    def progress(self) -> float | None:
+        return self.step / self.total_steps if self.total_steps else None
+
     def on_step(self, step: int, total_steps: int) -> None:
         if self._first_step is None:
             # Steps restored from a checkpoint do not count towards this attempt's speed.
             self._first_step, self._t0 = step - 1, time.monotonic()
         self.step, self.total_steps = step, total_steps
-        now = time.monotonic()
-        if now - self._last_report >= PROGRESS_EVERY:
-            self._last_report = now
-            with self.make_session() as s:
-                report_progress(s, self.job_id, step / total_steps, self.eta())
+
+    def on_resume(self, history: list[EpochMetrics]) -> None:
+        with self._lock:
+            self._pending = list(history)
+            self._truncate_after = len(history)
+        self.flush()
 
     def on_epoch_end(self, m: EpochMetrics) -> None:
-        progress = self.step / self.total_steps if self.total_steps else m.epoch / m.epochs
-        with self.make_session() as s:
-            upsert_metric(s, self.job_id, m)
-            report_progress(s, self.job_id, progress, self.eta(), epochs_done=m.epoch)
+        with self._lock:
+            self._pending.append(m)
+        self.flush()  # one try: if the database is away the heartbeat thread writes it later
         log.info(
             "job %s epoch %s/%s test_acc %.4f zero_fraction %.3f",
             self.job_id,
@@ -101,15 +157,61 @@ class JobCallbacks(Callbacks):
         if self.shutting_down():
             self.stop_reason = "shutdown"
             return True
-        now = time.monotonic()
-        if now - self._last_cancel_check < CANCEL_CHECK_EVERY:
-            return False
-        self._last_cancel_check = now
-        with self.make_session() as s:
-            if cancel_requested(s, self.job_id):
-                self.stop_reason = "cancel"
-                return True
+        if self._cancelled.is_set():
+            self.stop_reason = "cancel"
+            return True
         return False
+
+    # --- the store side -------------------------------------------------------------------------
+    def flush(self) -> bool:
+        """Write buffered epoch rows (one try); True when nothing is left to write."""
+        with self._lock:
+            rows, truncate = list(self._pending), self._truncate_after
+            if not rows and truncate is None:
+                return True
+            try:
+                with self.make_session() as s:
+                    write_metrics(s, self.job_id, rows, truncate, self.progress(), self.eta())
+            except Exception as exc:  # noqa: BLE001 - kept for the next try
+                log.warning("job %s: %d epoch row(s) not written yet (%s)", self.job_id, len(rows), exc)
+                return False
+            self._pending, self._truncate_after = self._pending[len(rows) :], None
+            return not self._pending
+
+    def flush_or_raise(self) -> None:
+        def once() -> None:
+            if not self.flush():
+                raise RuntimeError("epoch rows not written")
+
+        with_retries(f"job {self.job_id}: writing epoch rows", once)
+
+    def beat(self) -> None:
+        """One heartbeat: refresh it, read the cancel flag, write buffered rows."""
+        try:
+            with self.make_session() as s:
+                state = heartbeat(s, self.job_id, self.progress(), self.eta())
+        except Exception as exc:  # noqa: BLE001 - training goes on; the next beat tries again
+            log.warning("job %s: heartbeat failed (%s: %s)", self.job_id, type(exc).__name__, exc)
+            return
+        if state is None or state[1] or state[0] != "running":
+            self._cancelled.set()  # cancel requested, deleted, or taken from us
+        self.flush()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.heartbeat_every):
+            self.beat()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+
+def _remove_checkpoints(job_dir: Path) -> None:
+    shutil.rmtree(job_dir / "checkpoint", ignore_errors=True)
 
 
 def run_job(
@@ -119,13 +221,21 @@ def run_job(
     shutting_down: Callable[[], bool] = lambda: False,
     requeue: Callable[[int], None] | None = None,
 ) -> str:
-    """Run job ``job_id`` to its end; returns the status it ended in (or ``skipped``)."""
-    with make_session() as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            log.warning("job %s does not exist (deleted after a failed submission?); skipping", job_id)
-            return "skipped"
-        stored = dict(job.config)
+    """Run job ``job_id`` to its end; returns the status it ended in (or ``skipped``).
+
+    ``requeue`` is called after a graceful hand-back (the job's outbox row is already committed):
+    it should publish the outbox at once so that another worker takes the job without waiting.
+    """
+
+    def load() -> dict | None:
+        with make_session() as s:
+            job = s.get(Job, job_id)
+            return None if job is None else dict(job.config)
+
+    stored = with_retries(f"job {job_id}: reading it", load, 60)
+    if stored is None:
+        log.warning("job %s does not exist (deleted?); skipping", job_id)
+        return "skipped"
     try:
         config: TrainConfig | None = TrainConfig.model_validate(stored)
         if settings.data_root and not config.data_root:
@@ -135,14 +245,28 @@ def run_job(
     except ValueError as exc:  # stored before a rule changed: the job fails with the reason below
         config, device, invalid = None, str(stored.get("device")), exc
 
-    callbacks = JobCallbacks(make_session, job_id, shutting_down)
-    with make_session() as s:
-        if not claim_job(s, job_id, worker_host(), device):
-            log.info("job %s is not queued (cancelled, finished or running elsewhere); skipping", job_id)
-            return "skipped"
-        attempts = s.get(Job, job_id, populate_existing=True).attempts
+    callbacks = JobCallbacks(make_session, job_id, shutting_down, settings.heartbeat_every)
+
+    def claim() -> int | None:
+        with make_session() as s:
+            if not claim_job(s, job_id, worker_host(), device):
+                return None
+            return s.get(Job, job_id, populate_existing=True).attempts
+
+    attempts = claim()
+    if attempts is None:
+        log.info("job %s is not queued (cancelled, finished or running elsewhere); skipping", job_id)
+        return "skipped"
+
+    def end(status: str, error: str | None = None) -> None:
+        def once() -> None:
+            with make_session() as s:
+                finish_job(s, job_id, status, error=error)
+
+        with_retries(f"job {job_id}: ending it {status}", once)
 
     job_dir = Path(settings.artifact_dir) / str(job_id)
+    callbacks.start()
     try:
         if config is None:
             raise invalid
@@ -154,19 +278,28 @@ def run_job(
             path = Path(f["path"]).resolve()
             # Stored relative to the artifact store, so hosts may mount it at different paths.
             f["path"] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        with make_session() as s:
-            save_result(s, job_id, fitted.result, files)
-        log.info(
-            "job %s succeeded: acc_slim %.4f pruned %.3f",
-            job_id,
-            fitted.result.acc_slim,
-            fitted.result.pruned_fraction,
-        )
-        return "succeeded"
+        callbacks.stop()
+        callbacks.flush_or_raise()
+
+        def store_result() -> str:
+            with make_session() as s:
+                return save_result(s, job_id, fitted.result, files)
+
+        status = with_retries(f"job {job_id}: storing its result", store_result)
+        if status == "succeeded" and not settings.keep_checkpoints:
+            _remove_checkpoints(job_dir)
+        log.info("job %s %s: acc_slim %.4f", job_id, status, fitted.result.acc_slim)
+        return status
     except TrainingStopped as stop:
-        with make_session() as s:
-            if callbacks.stop_reason == "shutdown":
-                requeue_job(s, job_id)
+        callbacks.stop()
+        callbacks.flush_or_raise()
+        if callbacks.stop_reason == "shutdown":
+
+            def hand_back() -> bool:
+                with make_session() as s:
+                    return requeue_job(s, job_id)
+
+            if with_retries(f"job {job_id}: handing it back", hand_back):
                 if requeue is not None:
                     requeue(job_id)
                 log.info(
@@ -175,11 +308,23 @@ def run_job(
                     stop.epochs_done,
                 )
                 return "queued"
-            finish_job(s, job_id, "cancelled")
+            return "cancelled"
+        end("cancelled")
         log.info("job %s cancelled after %s epochs", job_id, stop.epochs_done)
         return "cancelled"
     except Exception as exc:
+        callbacks.stop()
+        if disk_full(exc, Path(settings.artifact_dir)):
+            log.error("job %s failed: %s (%s)", job_id, DISK_FULL, exc)
+            shutil.rmtree(job_dir, ignore_errors=True)  # its partial files; frees what it can
+            end("failed", f"{DISK_FULL}: {exc}")
+            return "failed"
         log.exception("job %s failed", job_id)
-        with make_session() as s:
-            finish_job(s, job_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        try:
+            callbacks.flush_or_raise()
+        except Exception:  # noqa: BLE001 - the failure below matters more than the rows
+            log.exception("job %s: epoch rows lost", job_id)
+        end("failed", f"{type(exc).__name__}: {exc}")
         return "failed"
+    finally:
+        callbacks.stop()

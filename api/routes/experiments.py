@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.deps import get_db, get_queue
+from api.deps import get_db, get_queue, get_settings
+from api.errors import error_responses
+from api.idempotency import idempotency_key_header, idempotent
+from api.limits import check_configs, check_queue_room
 from api.queue import JobQueue
 from api.schemas import (
-    MAX_SWEEP_JOBS,
+    MAX_ID,
     ExperimentCreate,
     ExperimentList,
     ExperimentOut,
@@ -19,10 +22,11 @@ from api.schemas import (
     job_dict,
     plot_point,
 )
-from api.submission import enqueue_or_undo
+from api.submission import publish_now
 from api.sweep import expand
 from store.models import Experiment, Job, Result
 from store.queries import create_experiment as store_experiment
+from store.settings import Settings
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 
@@ -58,22 +62,44 @@ def load_experiment(db: Session, experiment_id: int) -> dict:
     summary="Create an experiment: one job per combination of the sweep lists",
     description="A sweep value applies only to the methods that take its field (``method_fields`` in "
     "GET /api/meta: beta to proxns, prune_ratio to ns, lam not to baseline); combinations resolving to the "
-    f"same config are created once; at most {MAX_SWEEP_JOBS} combinations.",
+    "same config are created once; at most PROXNS_MAX_SWEEP_JOBS (default 256) combinations, each "
+    "within this server's limits (``limits`` in GET /api/meta). With an ``Idempotency-Key`` header, a "
+    "repeat of the same request returns the experiment the first one created, with status 200.",
+    responses={
+        200: {
+            "model": ExperimentOut,
+            "description": "Repeat of an earlier request with the same Idempotency-Key",
+        },
+        **error_responses(409, 413, 429),
+    },
 )
 def create_experiment(
-    body: ExperimentCreate, db: Session = Depends(get_db), queue: JobQueue = Depends(get_queue)
+    body: ExperimentCreate,
+    db: Session = Depends(get_db),
+    queue: JobQueue = Depends(get_queue),
+    settings: Settings = Depends(get_settings),
+    idempotency_key: str | None = idempotency_key_header(),
 ) -> JSONResponse:
-    configs = expand(body)
-    exp, jobs = store_experiment(
-        db, body.name, body.raw_base, body.sweep.model_dump(exclude_none=True), configs
-    )
-    enqueue_or_undo(db, queue, jobs, experiment_id=exp.id)
-    return JSONResponse(load_experiment(db, exp.id), status_code=201)
+    configs = expand(body, settings.max_sweep_jobs)
+    check_configs(configs, settings, ("body", "base"))
+    sweep = body.sweep.model_dump(exclude_none=True)
+
+    def create() -> tuple[int, JSONResponse]:
+        check_queue_room(db, settings, len(configs))
+        exp, jobs = store_experiment(db, body.name, body.raw_base, sweep, configs)
+        publish_now(db, queue, jobs)
+        return exp.id, JSONResponse(load_experiment(db, exp.id), status_code=201)
+
+    payload = {"name": body.name, "base": body.raw_base, "sweep": sweep}
+    replay = lambda exp_id: JSONResponse(load_experiment(db, exp_id))  # noqa: E731
+    return idempotent(db, settings, "/api/experiments", idempotency_key, payload, create, replay)
 
 
 @router.get("", response_model=ExperimentList, summary="List experiments, newest first")
 def list_experiments(
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0), db: Session = Depends(get_db)
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=MAX_ID),
+    db: Session = Depends(get_db),
 ) -> JSONResponse:
     total = db.scalar(select(func.count(Experiment.id)))
     exps = list(
@@ -93,7 +119,12 @@ def list_experiments(
 
 
 @router.get(
-    "/{experiment_id}", response_model=ExperimentOut, summary="An experiment, its jobs and plot points"
+    "/{experiment_id}",
+    response_model=ExperimentOut,
+    summary="An experiment, its jobs and plot points",
+    responses=error_responses(404),
 )
-def get_experiment(experiment_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+def get_experiment(
+    experiment_id: int = Path(ge=1, le=MAX_ID, description="Experiment id."), db: Session = Depends(get_db)
+) -> JSONResponse:
     return JSONResponse(load_experiment(db, experiment_id))

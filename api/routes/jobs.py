@@ -7,17 +7,21 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
+from pathlib import Path as FilePath
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import get_db, get_queue, get_settings
+from api.errors import error_responses
+from api.idempotency import idempotency_key_header, idempotent
+from api.limits import check_configs, check_queue_room
 from api.queue import JobQueue
 from api.schemas import (
+    MAX_ID,
     ArtifactList,
     JobList,
     JobOut,
@@ -28,7 +32,7 @@ from api.schemas import (
     job_dict,
     metric_dict,
 )
-from api.submission import enqueue_or_undo
+from api.submission import publish_now
 from proxns_core.spec import ARTIFACT_FORMATS, FINISHED_STATUSES, TrainConfig
 from store.models import Artifact, Job, Metric, Result
 from store.queries import create_jobs, jobs_version, request_cancel
@@ -43,12 +47,15 @@ class RenderedPages:
     Dashboards poll the same page every few seconds; while no job changed, the page is served from
     here after one tiny query instead of being read and serialised again. ``max_age`` bounds how
     long a page can outlive a change whose counter bump was lost (a writer dying between its commit
-    and the bump).
+    and the bump). At most ``size`` pages and ``max_bytes`` bytes are kept (least recently used
+    go first; a page larger than ``max_bytes`` is served but not kept).
     """
 
-    def __init__(self, size: int = 256, max_age: float = 30.0) -> None:
+    def __init__(self, size: int = 256, max_age: float = 30.0, max_bytes: int = 32 * 2**20) -> None:
         self._pages: OrderedDict[tuple, tuple[int, float, bytes]] = OrderedDict()
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._max_age = max_age
         self._lock = threading.Lock()
         self._rendering: dict[tuple, asyncio.Task] = {}
@@ -61,12 +68,24 @@ class RenderedPages:
             self._pages.move_to_end(key)
             return hit[2]
 
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
     def put(self, key: tuple, version: int, body: bytes) -> None:
         with self._lock:
+            old = self._pages.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[2])
+            if len(body) > self._max_bytes or self._size <= 0:
+                return
             self._pages[key] = (version, time.monotonic(), body)
-            self._pages.move_to_end(key)
-            while len(self._pages) > self._size:
-                self._pages.popitem(last=False)
+            self._bytes += len(body)
+            while len(self._pages) > self._size or self._bytes > self._max_bytes:
+                self._bytes -= len(self._pages.popitem(last=False)[1][2])
 
     async def render_once(self, sessions: sessionmaker[Session], key: tuple, version: int) -> bytes:
         """Render a page that missed; requests that miss the same page at the same version wait for
@@ -86,6 +105,13 @@ class RenderedPages:
         return await asyncio.shield(task)
 
 
+#: A job id in a path: a 32-bit id (beyond it 422, an unknown one 404).
+JobId = Path(ge=1, le=MAX_ID, description="Job id.")
+#: An artifact name in a path: printable, no separators.
+ArtifactName = Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f/\\]+$")
+NOT_FOUND = error_responses(404)
+
+
 def not_found(job_id: int) -> HTTPException:
     return HTTPException(404, f"job {job_id} not found")
 
@@ -99,13 +125,37 @@ def load_job(db: Session, job_id: int) -> dict:
     return job_dict(row.Job, row.Result)
 
 
-@router.post("", status_code=201, response_model=JobOut, summary="Submit a training job")
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    summary="Submit a training job",
+    description="422 names each invalid field, and each limit of this server a valid config exceeds "
+    "(GET /api/meta lists them under ``limits``). With an ``Idempotency-Key`` header, a repeat of the "
+    "same request returns the job the first one created, with status 200.",
+    responses={
+        200: {"model": JobOut, "description": "Repeat of an earlier request with the same Idempotency-Key"},
+        **error_responses(409, 413, 429),
+    },
+)
 def create_job(
-    config: TrainConfig, db: Session = Depends(get_db), queue: JobQueue = Depends(get_queue)
+    config: TrainConfig,
+    db: Session = Depends(get_db),
+    queue: JobQueue = Depends(get_queue),
+    settings: Settings = Depends(get_settings),
+    idempotency_key: str | None = idempotency_key_header(),
 ) -> JSONResponse:
-    jobs = create_jobs(db, [config])
-    enqueue_or_undo(db, queue, jobs)
-    return JSONResponse(job_dict(jobs[0], None), status_code=201)
+    check_configs([config], settings)
+
+    def create() -> tuple[int, JSONResponse]:
+        check_queue_room(db, settings, 1)
+        jobs = create_jobs(db, [config])
+        publish_now(db, queue, jobs)
+        return jobs[0].id, JSONResponse(job_dict(jobs[0], None), status_code=201)
+
+    payload = config.model_dump(mode="json")
+    replay = lambda job_id: JSONResponse(load_job(db, job_id))  # noqa: E731
+    return idempotent(db, settings, "/api/jobs", idempotency_key, payload, create, replay)
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")
@@ -113,9 +163,9 @@ async def list_jobs(
     request: Request,
     status: Status | None = None,
     method: MethodName | None = None,
-    experiment_id: int | None = None,
+    experiment_id: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> Response:
     key = (status, method, experiment_id, limit, offset)
     # The one-row version read runs right here on the event loop, on a connection of its own that
@@ -159,13 +209,15 @@ def render_job_page(
     return json.dumps(page, separators=(",", ":"), allow_nan=False).encode()
 
 
-@router.get("/{job_id}", response_model=JobOut, summary="One job with its result")
-def get_job(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+@router.get("/{job_id}", response_model=JobOut, summary="One job with its result", responses=NOT_FOUND)
+def get_job(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONResponse:
     return JSONResponse(load_job(db, job_id))
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsOut, summary="Per-epoch metrics, by epoch")
-def get_metrics(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+@router.get(
+    "/{job_id}/metrics", response_model=MetricsOut, summary="Per-epoch metrics, by epoch", responses=NOT_FOUND
+)
+def get_metrics(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONResponse:
     if db.get(Job, job_id) is None:
         raise not_found(job_id)
     rows = db.execute(select(Metric).where(Metric.job_id == job_id).order_by(Metric.epoch)).scalars()
@@ -178,8 +230,9 @@ def get_metrics(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
     summary="Cancel a job",
     description="Queued jobs end at once; running ones end as cancelled within seconds, keeping "
     "finished epochs; finished jobs answer 409.",
+    responses=error_responses(404, 409, 413),
 )
-def cancel_job(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+def cancel_job(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONResponse:
     before = request_cancel(db, job_id)
     if before is None:
         raise not_found(job_id)
@@ -190,8 +243,13 @@ def cancel_job(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
     return JSONResponse(load_job(db, job_id))
 
 
-@router.get("/{job_id}/artifacts", response_model=ArtifactList, summary="Model files of a finished job")
-def list_artifacts(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
+@router.get(
+    "/{job_id}/artifacts",
+    response_model=ArtifactList,
+    summary="Model files of a finished job",
+    responses=NOT_FOUND,
+)
+def list_artifacts(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONResponse:
     if db.get(Job, job_id) is None:
         raise not_found(job_id)
     rows = db.execute(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)).scalars()
@@ -202,10 +260,13 @@ def list_artifacts(job_id: int, db: Session = Depends(get_db)) -> JSONResponse:
     "/{job_id}/artifacts/{name}",
     response_class=FileResponse,
     summary="Download one model file",
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **NOT_FOUND},
 )
 def download_artifact(
-    job_id: int, name: str, db: Session = Depends(get_db), settings: Settings = Depends(get_settings)
+    job_id: int = JobId,
+    name: str = ArtifactName,
+    db: Session = Depends(get_db),
+    settings: Settings = Depends(get_settings),
 ) -> FileResponse:
     if db.get(Job, job_id) is None:
         raise not_found(job_id)
@@ -215,7 +276,7 @@ def download_artifact(
     if artifact is None:
         raise HTTPException(404, f"artifact {name!r} of job {job_id} not found")
     # Locations are relative to the artifact store so that hosts may mount it at different paths.
-    path = Path(settings.artifact_dir) / artifact.location
+    path = FilePath(settings.artifact_dir) / artifact.location
     if not path.is_file():
         raise HTTPException(
             404, f"file of artifact {name!r} of job {job_id} is missing from the artifact store"

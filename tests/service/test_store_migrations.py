@@ -15,7 +15,17 @@ from store import Base, Job, Metric, make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.queries import commit_jobs, create_jobs, jobs_version, upsert_metric
 
-TABLES = {"alembic_version", "experiments", "jobs", "metrics", "results", "artifacts", "store_state"}
+TABLES = {
+    "alembic_version",
+    "experiments",
+    "jobs",
+    "metrics",
+    "results",
+    "artifacts",
+    "store_state",
+    "outbox",
+    "idempotency_keys",
+}
 
 
 def check_migrated_database(url: str) -> None:
