@@ -1,4 +1,6 @@
-// The REST client: every call the dashboard makes goes through here.
+// The REST client: every call the dashboard makes goes through here, with the stored API token.
+
+import { authHeader, getToken, signInHash } from "./auth.js";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -8,8 +10,21 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, body) {
+/** A 401 anywhere but the sign-in check: open the sign-in page, coming back here afterwards. */
+function toSignIn() {
+  if (typeof location === "undefined") return;
+  const target = signInHash(location.hash);
+  if (location.hash !== target) location.hash = target;
+}
+
+/**
+ * `token` overrides the stored one (the sign-in check); `redirect: false` keeps a 401 from opening
+ * the sign-in page. The token itself is never cleared here.
+ */
+async function request(method, path, body, { token = getToken(), redirect = true } = {}) {
   const init = { method, headers: { Accept: "application/json" } };
+  const auth = authHeader(token);
+  if (auth) init.headers.Authorization = auth;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -31,9 +46,35 @@ async function request(method, path, body) {
   }
   if (!response.ok) {
     const detail = data && typeof data === "object" && "detail" in data ? data.detail : data || response.statusText;
+    if (response.status === 401 && redirect) toSignIn();
     throw new ApiError(response.status, detail);
   }
   return data;
+}
+
+/** GET a file (a model artifact) with the token, as a Blob: a plain link would send no Authorization. */
+export async function fetchFile(path) {
+  const headers = {};
+  const auth = authHeader(getToken());
+  if (auth) headers.Authorization = auth;
+  let response;
+  try {
+    response = await fetch(path, { headers });
+  } catch (err) {
+    throw new ApiError(0, `cannot reach the server (${err.message})`);
+  }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      const data = await response.json();
+      if (data && typeof data === "object" && "detail" in data) detail = data.detail;
+    } catch {
+      // not JSON: keep the status text
+    }
+    if (response.status === 401) toSignIn();
+    throw new ApiError(response.status, detail);
+  }
+  return response.blob();
 }
 
 function query(params) {
@@ -46,6 +87,8 @@ function query(params) {
 }
 
 export const api = {
+  /** Who `token` (default: the stored one) belongs to; a 401 here never redirects. */
+  me: (token) => request("GET", "/api/me", undefined, { token: token ?? getToken(), redirect: false }),
   meta: () => request("GET", "/api/meta"),
   listJobs: (params) => request("GET", `/api/jobs${query(params)}`),
   getJob: (id) => request("GET", `/api/jobs/${encodeURIComponent(id)}`),

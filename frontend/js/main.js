@@ -1,9 +1,12 @@
 // Hash router: each view renders into <main> and returns a function that stops its polling.
 
+import { api } from "./api.js";
+import { clearToken, getToken, signInHash } from "./auth.js";
 import { h, mount } from "./dom.js";
 import { renderExperiment, renderExperiments } from "./views/experiments.js";
 import { renderJob } from "./views/job.js";
 import { renderJobs } from "./views/jobs.js";
+import { renderSignIn } from "./views/signin.js";
 import { renderNewJob, renderNewSweep } from "./views/submit.js";
 
 const ROUTES = [
@@ -13,11 +16,55 @@ const ROUTES = [
   [/^\/sweep$/, renderNewSweep, "New sweep", "sweep"],
   [/^\/experiments$/, renderExperiments, "Experiments", "experiments"],
   [/^\/experiments\/([^/]+)$/, renderExperiment, "Experiment", "experiments"],
+  [/^\/sign-in$/, renderSignIn, "Sign in", "sign-in"],
 ];
 
 const root = document.getElementById("view");
+const session = document.getElementById("session");
 let stop = null;
 let generation = 0;
+
+/** The header's account area: the signed-in user and "Sign out", or a "Sign in" link. */
+const account = { token: null, user: null, check: 0 };
+
+function drawSession() {
+  if (account.user) {
+    mount(
+      session,
+      h("span", { id: "session-user" }, "Signed in as ", h("span", { class: "session-name", id: "session-name" }, account.user.name)),
+      h("button", { type: "button", id: "sign-out", onclick: signOut }, "Sign out"),
+    );
+  } else {
+    mount(session, h("a", { href: signInHash(location.hash), id: "sign-in-link" }, "Sign in"));
+  }
+}
+
+/** Ask the server who the stored token belongs to, when the token changed since the last time. */
+async function refreshSession() {
+  const token = getToken();
+  if (token === account.token) return drawSession();
+  account.token = token;
+  account.user = null;
+  const mine = ++account.check;
+  drawSession();
+  if (!token) return;
+  try {
+    const user = await api.me(token);
+    if (mine === account.check) account.user = user;
+  } catch {
+    if (mine === account.check) account.token = null; // try again on the next page
+  }
+  if (mine === account.check) drawSession();
+}
+
+function signOut() {
+  clearToken();
+  account.token = null;
+  account.user = null;
+  account.check++;
+  if (location.hash === "#/sign-in") route();
+  else location.hash = "#/sign-in";
+}
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/";
@@ -40,7 +87,14 @@ async function route() {
     mount(root, h("h1", {}, "Page not found"), h("p", {}, h("a", { href: "#/" }, "Go to the jobs list")));
     return;
   }
-  const [m, view, title] = match;
+  const [m, view, title, nav] = match;
+  if (nav === "sign-in") account.token = null; // check the token afresh: the server may have refused it
+  refreshSession();
+  if (nav !== "sign-in" && !getToken()) {
+    // Signed out: every other page needs the API, so go straight to the sign-in page.
+    location.replace(signInHash(location.hash));
+    return;
+  }
   document.title = `${title} · ProxNS Lab`;
   root.focus({ preventScroll: true });
   window.scrollTo(0, 0);
@@ -53,6 +107,7 @@ async function route() {
     stop = typeof cleanup === "function" ? cleanup : null;
   } catch (err) {
     if (mine !== generation) return;
+    if (err.status === 401) return; // api.js has opened the sign-in page
     mount(
       root,
       h("h1", {}, title),

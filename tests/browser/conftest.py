@@ -144,9 +144,28 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 9
     pytest.fail(f"`proxns serve` did not become healthy in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
+def wait_for_admin_token(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 90) -> str:
+    """The admin token `proxns serve` writes on first start (``var/admin-token``), once it is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"`proxns serve` exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            token = path.read_text().strip()
+        except FileNotFoundError:
+            token = ""
+        if token:
+            return token
+        time.sleep(0.2)
+    pytest.fail(f"`proxns serve` wrote no admin token to {path} in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`proxns serve` on a free port in a temp folder: SQLite, filesystem broker, one real worker."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`proxns serve` on a free port in a temp folder: SQLite, filesystem broker, one real worker.
+
+    Yields its URL and the admin token it wrote to ``var/admin-token`` in that folder.
+    """
     proxns = Path(sys.executable).with_name("proxns")
     if not (ROOT / "api").is_dir() or not proxns.exists():
         unavailable("the service (api/ and the `proxns` console script) is not installed")
@@ -167,14 +186,49 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
+        started = time.monotonic()
         wait_healthy(url, proc, log)
-        yield url
+        left = max(90 - (time.monotonic() - started), 5)
+        token = wait_for_admin_token(workdir / "var" / "admin-token", proc, log, timeout=left)
+        yield url, token
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
+        except ProcessLookupError:  # it exited already (a failed start, reported above)
+            proc.wait()
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         if OUTPUT_DIR.is_dir():
             shutil.copy(log, OUTPUT_DIR / "serve.log")
+
+
+@pytest.fixture(scope="session")
+def live_server(served: tuple[str, str]) -> str:
+    """The URL of the live `proxns serve`."""
+    return served[0]
+
+
+@pytest.fixture(scope="session")
+def admin_token(served: tuple[str, str]) -> str:
+    """The token of the admin that `proxns serve` created on its first start."""
+    return served[1]
+
+
+@pytest.fixture(scope="session")
+def api(live_server: str, admin_token: str) -> Iterator[httpx.Client]:
+    """An httpx client for the live API, signed in as the admin (``Authorization: Bearer …``)."""
+    with httpx.Client(
+        base_url=live_server, headers={"Authorization": f"Bearer {admin_token}"}, timeout=10
+    ) as client:
+        yield client
+
+
+def sign_in(browser, live_server: str, token: str | None) -> None:
+    """Store `token` as the dashboard's API token in `browser` (None: sign out)."""
+    browser.get(f"{live_server}/healthz")  # any page of the origin: localStorage is per origin
+    if token is None:
+        browser.execute_script("localStorage.removeItem('proxns-token')")
+    else:
+        browser.execute_script("localStorage.setItem('proxns-token', arguments[0])", token)

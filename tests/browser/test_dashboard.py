@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from .conftest import wait_for
+from .conftest import sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +36,12 @@ TINY_BASE = {
 }
 SWEEP_LAMS = [0.01, 0.05]
 JOB_TIMEOUT_S = 150
+
+
+@pytest.fixture(autouse=True)
+def signed_in(browser, live_server: str, admin_token: str) -> None:
+    """Every test here starts signed in as the admin (the API token in localStorage)."""
+    sign_in(browser, live_server, admin_token)
 
 
 def open_page(browser, url: str) -> None:
@@ -71,9 +77,9 @@ def field_error(browser, field_id: str) -> str:
     return browser.find_element(By.ID, f"{field_id}-error").text.strip()
 
 
-def api_message(url: str, path: str, body: dict, field: str) -> str:
+def api_message(api: httpx.Client, path: str, body: dict, field: str) -> str:
     """The message the API gives for `field` when `body` is posted directly."""
-    response = httpx.post(f"{url}{path}", json=body, timeout=10)
+    response = api.post(path, json=body)
     assert response.status_code == 422, response.text
     msgs = [d["msg"] for d in response.json()["detail"] if d["loc"][-1] == field]
     assert msgs, response.text
@@ -97,8 +103,8 @@ def wait_for_download(folder: Path, name_end: str, timeout: float = 20) -> Path:
     return wait_for(done, timeout, what=f"a downloaded file ending {name_end!r}")
 
 
-def test_invalid_values_show_the_api_message_beside_the_field(browser, live_server):
-    jobs_before = httpx.get(f"{live_server}/api/jobs").json()["total"]
+def test_invalid_values_show_the_api_message_beside_the_field(browser, live_server, api):
+    jobs_before = api.get("/api/jobs").json()["total"]
     browser.get_log("browser")
 
     open_page(browser, f"{live_server}/#/new")
@@ -107,7 +113,7 @@ def test_invalid_values_show_the_api_message_beside_the_field(browser, live_serv
     fill(browser, "job-epochs", "10000")
     browser.find_element(By.ID, "job-epochs").send_keys(Keys.ENTER)  # submits with the keyboard alone
     shown = wait_for(lambda: field_error(browser, "job-epochs"), what="the epochs message")
-    assert shown == api_message(live_server, "/api/jobs", {"dataset": "digits", "epochs": 10000}, "epochs")
+    assert shown == api_message(api, "/api/jobs", {"dataset": "digits", "epochs": 10000}, "epochs")
     assert browser.switch_to.active_element.get_attribute("id") == "job-epochs"
     assert browser.find_element(By.ID, "job-epochs").get_attribute("aria-invalid") == "true"
     assert field_error(browser, "job-lam") == ""
@@ -120,13 +126,15 @@ def test_invalid_values_show_the_api_message_beside_the_field(browser, live_serv
     browser.find_element(By.CSS_SELECTOR, "#sweep-form button[type=submit]").click()
     shown = wait_for(lambda: field_error(browser, "base-lam"), what="the base λ message")
     body = {"name": "invalid lam", "base": {"dataset": "digits", "lam": -1}, "sweep": {}}
-    assert shown == api_message(live_server, "/api/experiments", body, "lam")
+    assert shown == api_message(api, "/api/experiments", body, "lam")
 
-    assert httpx.get(f"{live_server}/api/jobs").json()["total"] == jobs_before
+    assert api.get("/api/jobs").json()["total"] == jobs_before
     assert severe_console_errors(browser, allow=is_expected_422) == []
 
 
-def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(browser, live_server, output_dir):
+def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(
+    browser, live_server, api, output_dir
+):
     browser.get_log("browser")
     downloads: Path = browser.download_dir
 
@@ -141,7 +149,7 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
     browser.find_element(By.CSS_SELECTOR, "#sweep-form button[type=submit]").click()
     wait_for(lambda: "#/experiments/" in browser.current_url, what="the experiment page after submit")
     exp_id = browser.current_url.rsplit("/", 1)[-1]
-    exp = httpx.get(f"{live_server}/api/experiments/{exp_id}").json()
+    exp = api.get(f"/api/experiments/{exp_id}").json()
     job_ids = sorted(j["id"] for j in exp["jobs"])
     assert len(job_ids) == 2
     assert sorted(j["config"]["lam"] for j in exp["jobs"]) == SWEEP_LAMS
@@ -195,9 +203,7 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
         ),
         what="two plotted points",
     )
-    api_points = {
-        p["job_id"]: p for p in httpx.get(f"{live_server}/api/experiments/{exp_id}").json()["points"]
-    }
+    api_points = {p["job_id"]: p for p in api.get(f"/api/experiments/{exp_id}").json()["points"]}
     assert sorted(p["job_id"] for p in points) == job_ids
     assert sorted(p["lam"] for p in points) == SWEEP_LAMS
     for p in points:
@@ -245,7 +251,7 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
         assert [(p["phase"], p["epoch"]) for p in curve] == [("train", e) for e in range(1, epochs + 1)]
     loss = json.loads(browser.find_element(By.ID, "chart-loss").get_attribute("data-points"))
     assert len(loss["train_loss"]) == epochs and len(loss["objective"]) == epochs
-    result = httpx.get(f"{live_server}/api/jobs/{job_id}").json()["result"]
+    result = api.get(f"/api/jobs/{job_id}").json()["result"]
     layers = json.loads(browser.find_element(By.ID, "chart-layers").get_attribute("data-points"))
     assert layers == result["layers"]
     table = browser.find_element(By.ID, "result-table").text
@@ -302,7 +308,7 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(brows
 
 
 def test_job_form_works_with_the_keyboard_alone_and_a_running_job_can_be_cancelled(
-    browser, live_server, output_dir
+    browser, live_server, api, output_dir
 ):
     browser.get_log("browser")
     open_page(browser, f"{live_server}/#/new")
@@ -352,7 +358,7 @@ def test_job_form_works_with_the_keyboard_alone_and_a_running_job_can_be_cancell
     browser.find_element(By.ID, "job-epochs").send_keys(Keys.ENTER)
     wait_for(lambda: "#/jobs/" in browser.current_url, what="the job page after a keyboard submit")
     job_id = int(browser.current_url.rsplit("/", 1)[-1])
-    config = httpx.get(f"{live_server}/api/jobs/{job_id}").json()["config"]
+    config = api.get(f"/api/jobs/{job_id}").json()["config"]
     assert (config["epochs"], config["lam"], config["depth"], config["width"]) == (200, 0.01, 11, 0.125)
 
     wait_for(
@@ -394,7 +400,7 @@ def test_job_form_works_with_the_keyboard_alone_and_a_running_job_can_be_cancell
     browser.execute_script("arguments[0].focus()", cancel)
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     wait_for(
-        lambda: httpx.get(f"{live_server}/api/jobs/{job_id}").json()["status"] == "cancelled",
+        lambda: api.get(f"/api/jobs/{job_id}").json()["status"] == "cancelled",
         timeout=60,
         what="the worker to cancel the job",
     )

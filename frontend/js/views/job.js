@@ -1,8 +1,9 @@
 // Job page: config, live curves, channels per layer, full vs slim table, downloads, cancel.
 
-import { api, loadMeta } from "../api.js";
+import { api, fetchFile, loadMeta } from "../api.js";
 import { fitWidth, layerBars, lineChart } from "../charts.js";
 import { h, keepFocus, mount } from "../dom.js";
+import { downloadBlob } from "../export.js";
 import { bytes, DASH, dateTime, duration, methodLabel, ms, num, pct, progressBar, shortId, si, statusBadge } from "../format.js";
 import { poll } from "../poll.js";
 import { isFinished } from "../rules.js";
@@ -153,6 +154,24 @@ function artifactDescription(artifact, formats) {
   return known?.description || null;
 }
 
+/** Download links need the API token, so the click fetches the file with it and saves the blob. */
+async function downloadWithToken(ev) {
+  const link = ev.currentTarget;
+  ev.preventDefault();
+  if (link.getAttribute("aria-busy") === "true") return;
+  const note = link.parentElement?.querySelector(".download-status");
+  link.setAttribute("aria-busy", "true");
+  if (note) note.textContent = "Downloading…";
+  try {
+    downloadBlob(await fetchFile(link.getAttribute("href")), link.getAttribute("download"));
+    if (note) note.textContent = "";
+  } catch (err) {
+    if (note) note.textContent = err.status === 401 ? "" : `Download failed: ${err.message}`;
+  } finally {
+    link.removeAttribute("aria-busy");
+  }
+}
+
 function downloads(items, formats) {
   if (!items.length) return h("p", { class: "muted" }, "No model files were written.");
   return h(
@@ -164,10 +183,17 @@ function downloads(items, formats) {
         { dataset: { artifact: a.name } },
         h(
           "a",
-          { class: "button", href: a.url, download: a.name, dataset: { sha256: a.sha256, bytes: String(a.bytes) } },
+          {
+            class: "button",
+            href: a.url,
+            download: a.name,
+            dataset: { sha256: a.sha256, bytes: String(a.bytes) },
+            onclick: downloadWithToken,
+          },
           "Download ",
           h("strong", {}, a.name),
         ),
+        h("span", { class: "download-status field-error", role: "status", "aria-live": "polite" }),
         h("span", { class: "artifact-meta" }, `${a.format} · ${bytes(a.bytes)}`),
         h("code", { class: "sha", title: `sha256 ${a.sha256}` }, `sha256 ${a.sha256}`),
         artifactDescription(a, formats) ? h("span", { class: "artifact-desc muted small" }, artifactDescription(a, formats)) : null,

@@ -205,9 +205,14 @@ export async function renderJobs(root, params) {
     history.replaceState(null, "", jobsHash(state));
     refreshNow();
   };
+  // The filters can do without these, except when signed out (401: the sign-in page opens instead).
+  const orElse = (fallback) => (err) => {
+    if (err.status === 401) throw err;
+    return fallback;
+  };
   const [meta, experiments] = await Promise.all([
-    loadMeta().catch(() => ({ methods: [] })),
-    api.listExperiments({ limit: 200 }).catch(() => ({ items: [] })),
+    loadMeta().catch(orElse({ methods: [] })),
+    api.listExperiments({ limit: 200 }).catch(orElse({ items: [] })),
   ]);
   const filters = filterBar(meta, experiments, state, setParam);
   const body = h("div", { id: "jobs-body" });
