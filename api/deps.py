@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import Request, params
+from fastapi import Depends, Request, params
 from sqlalchemy.orm import Session
 
+from api.auth import require_json_body, require_user
 from api.queue import JobQueue
 from store.settings import Settings
 
-#: Dependencies of every ``/api`` route (``api.main`` includes the routers with them): where a
-#: Bearer-token check will go, so that no route can be added without it.
-API_DEPENDENCIES: list[params.Depends] = []
+#: Dependencies of every ``/api`` route (``api.main`` includes the routers with them): the
+#: Bearer-token check (401), then the JSON-body check of state-changing requests (415), so that no
+#: route can be added without them. Routes that need the user depend on ``require_user`` again
+#: (FastAPI runs it once per request).
+API_DEPENDENCIES: list[params.Depends] = [Depends(require_user), Depends(require_json_body)]
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:

@@ -34,10 +34,12 @@ class ErrorOut(BaseModel):
 
 _DESCRIPTIONS = {
     400: "Bad request",
+    401: "Missing, invalid or revoked Bearer token",
     404: "Not found",
     409: "Conflict with the current state",
     413: "Request body larger than PROXNS_MAX_BODY_BYTES",
-    429: "Too many queued jobs (PROXNS_MAX_QUEUED_JOBS)",
+    415: "Request body is not JSON",
+    429: "Too many queued jobs (PROXNS_MAX_QUEUED_JOBS, PROXNS_MAX_QUEUED_JOBS_PER_USER)",
 }
 
 

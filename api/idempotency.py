@@ -3,8 +3,9 @@
 The first request answers 201 with what it created; a repeat (same path, same key, same request,
 within ``PROXNS_IDEMPOTENCY_TTL_HOURS``) answers 200 with the same job or experiment as it is now,
 and the header ``Idempotent-Replayed: true``. The same key with a different request is refused
-with 422; a repeat while the first is still being processed gets 409. Keys live in the store
-(``store/idempotency.py``), so every API process sees them.
+with 422; a repeat while the first is still being processed gets 409. Keys are per user: the
+same key sent by another user is another key. They live in the store (``store/idempotency.py``),
+so every API process sees them.
 """
 
 from __future__ import annotations
@@ -44,21 +45,29 @@ def request_digest(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def owner_scope(path: str, owner_id: int) -> str:
+    """The scope a key is stored under: the path and the user who sent it."""
+    return f"{path} user {owner_id}"
+
+
 def idempotent(
     db: Session,
     settings: Settings,
     scope: str,
+    owner_id: int,
     key: str | None,
     payload: Any,
     create: Callable[[], tuple[int, JSONResponse]],
     replay: Callable[[int], JSONResponse],
 ) -> JSONResponse:
-    """Run ``create`` (returning the new resource's id and the 201 response) once per key;
+    """Run ``create`` (returning the new resource's id and the 201 response) once per key and user;
     answer a repeat with ``replay(id)`` and status 200."""
     if key is None:
         return create()[1]
     ttl_hours = settings.idempotency_ttl_hours
-    claim = claim_key(db, scope, key, request_digest(payload), timedelta(hours=ttl_hours))
+    claim = claim_key(
+        db, owner_scope(scope, owner_id), key, request_digest(payload), timedelta(hours=ttl_hours)
+    )
     if claim.outcome == "mismatch":
         raise RequestValidationError(
             [

@@ -8,7 +8,8 @@ and bad input"):
 - :func:`check_configs`: a valid config may still be too big for this server (depth, width,
   epochs, batch size, subsets, estimated cost, data_root outside the configured roots): 422
   naming the field, the bound and the setting that raises it;
-- :func:`check_queue_room`: 429 when the service already holds ``max_queued_jobs`` queued jobs.
+- :func:`check_queue_room`: 429 when the service already holds ``max_queued_jobs`` queued jobs, or
+  the user ``max_queued_jobs_per_user``.
 """
 
 from __future__ import annotations
@@ -256,12 +257,23 @@ def check_configs(configs: Iterable[TrainConfig], settings: Settings, loc: tuple
         raise RequestValidationError(list(found.values()))
 
 
-def check_queue_room(db: Session, settings: Settings, new_jobs: int) -> None:
-    """429 when ``new_jobs`` more would take the service past ``max_queued_jobs`` queued jobs.
+def check_queue_room(db: Session, settings: Settings, new_jobs: int, owner_id: int | None = None) -> None:
+    """429 when ``new_jobs`` more would take user ``owner_id`` past ``max_queued_jobs_per_user``
+    queued jobs, or the service past ``max_queued_jobs``.
 
-    A global bound until jobs have owners (then it becomes per user); a soft one: two requests
-    racing can both pass.
+    Soft bounds: two requests racing can both pass.
     """
+    if owner_id is not None:
+        mine = (
+            db.scalar(select(func.count(Job.id)).where(Job.status == "queued", Job.owner_id == owner_id)) or 0
+        )
+        if mine + new_jobs > settings.max_queued_jobs_per_user:
+            raise HTTPException(
+                429,
+                f"you have {mine} jobs queued and this request adds {new_jobs}; this server queues at most "
+                f"{settings.max_queued_jobs_per_user} per user (setting "
+                f"{setting_name('max_queued_jobs_per_user')}); wait for some to start or cancel some",
+            )
     queued = db.scalar(select(func.count(Job.id)).where(Job.status == "queued")) or 0
     if queued + new_jobs > settings.max_queued_jobs:
         raise HTTPException(
@@ -284,6 +296,7 @@ def limits(settings: Settings) -> dict[str, Any]:
         "max_cost",
         "max_sweep_jobs",
         "max_queued_jobs",
+        "max_queued_jobs_per_user",
         "max_body_bytes",
     ]
     return {name: getattr(settings, name) for name in names}

@@ -8,14 +8,17 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from api.auth import TokenCache
 from api.deps import API_DEPENDENCIES
 from api.docs import add_offline_docs
-from api.errors import validation_error_handler
+from api.errors import error_responses, validation_error_handler
 from api.limits import RequestLimits
 from api.queue import JobQueue
-from api.routes import experiments, health, jobs, meta
+from api.routes import experiments, health, jobs, me, meta
 from api.routes.jobs import RenderedPages
 from api.routes.meta import DatasetStatuses
 from store.db import make_engine, make_sessionmaker
@@ -70,13 +73,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Caches belong to the app: two apps in one process (tests, embedding) never share them.
     app.state.job_pages = RenderedPages(size=settings.page_cache_entries, max_bytes=settings.page_cache_bytes)
     app.state.datasets = DatasetStatuses()
+    app.state.tokens = TokenCache(settings.token_cache_seconds)
 
-    for module in (jobs, experiments, meta):
-        app.include_router(module.router, dependencies=API_DEPENDENCIES)
+    for module in (jobs, experiments, meta, me):
+        app.include_router(module.router, dependencies=API_DEPENDENCIES, responses=error_responses(401))
     app.include_router(health.router)
     # 422s name the field without echoing megabytes of input; bodies are bounded before routing.
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # none by default: a foreign page gets no CORS headers at all
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    # Outermost: a request naming a host this server does not answer to (DNS rebinding) gets 400.
+    hosts = settings.allowed_hosts or Settings.model_fields["allowed_hosts"].default_factory()
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
     add_offline_docs(app)
 
     frontend = Path(settings.frontend_dir) if settings.frontend_dir else FRONTEND_DIR

@@ -6,7 +6,9 @@ request as soon as the previous answer arrived (closed loop: this measures satur
 run paces the same 50 clients to a fixed total rate (open loop: latency when not saturated). A
 third run is closed-loop again while a job's progress changes 20 times a second, as with busy
 workers: every change makes each API process render the page again.
-Targets (issue 3): p99 < 50 ms for GET /api/jobs, > 200 submissions/s.
+Targets (issue 3): p99 < 50 ms for GET /api/jobs, > 200 submissions/s. Every request carries the
+Bearer token of a (non-admin) user who owns the stored jobs, so the figures include authentication
+and the owner filter.
 
     python benchmarks/bench_api_load.py [--api-workers 2] [--seconds 10]
 """
@@ -33,7 +35,7 @@ from benchmarks.service_stack import (  # noqa: E402
     percentile,
     postgres_database,
 )
-from proxns_testkit import TINY_JOB, service_env  # noqa: E402
+from proxns_testkit import TINY_JOB, create_token, service_env  # noqa: E402
 
 # --------------------------------------------------------------------------- load generator (own process)
 
@@ -78,8 +80,10 @@ async def _load(
     url: str, method: str, path: str, body: bytes, clients: int, seconds: float, rate: float | None
 ) -> dict:
     host, port = url.removeprefix("http://").split(":")
+    token = os.environ.get("PROXNS_TOKEN")
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     request = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     latencies: list[float] = []
@@ -129,16 +133,20 @@ def run_load_process(
             "rate": rate,
         }
     )
+    env = {**os.environ, "PROXNS_TOKEN": TOKEN[0]} if TOKEN else None
     out = subprocess.run(
-        [sys.executable, __file__, "--load", spec], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--load", spec], capture_output=True, text=True, check=True, env=env
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- set-up and report
 
+#: The load's Bearer token (set by ``main``), handed to the load process as PROXNS_TOKEN.
+TOKEN: list[str] = []
 
-def store_jobs(database_url: str, n: int) -> None:
+
+def store_jobs(database_url: str, n: int, owner_id: int | None = None) -> None:
     """``n`` jobs in a realistic mix: 60 % succeeded with results, the rest queued/running/failed."""
     from proxns_core.spec import TrainConfig
     from store import Result, make_engine, make_sessionmaker
@@ -153,7 +161,7 @@ def store_jobs(database_url: str, n: int) -> None:
         for i in range(n):
             method = methods[i % 3]
             cfg = TrainConfig(**{**TINY_JOB, "method": method, "lam": None, "seed": i})
-            job = new_job(cfg)
+            job = new_job(cfg, owner_id=owner_id)
             job.status = ["succeeded", "succeeded", "succeeded", "queued", "running", "failed"][i % 6]
             if job.status != "queued":
                 job.started_at, job.attempts, job.worker_host, job.device = utcnow(), 1, "bench:1", "cpu"
@@ -234,8 +242,21 @@ def main() -> None:
 
     queue = f"proxns-bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp, postgres_database() as db:
-        store_jobs(db, args.jobs)
-        env = service_env(database_url=db, broker_url=REDIS_URL, queue=queue, artifact_dir=f"{tmp}/artifacts")
+        from store import User, make_engine, make_sessionmaker
+
+        TOKEN.append(create_token(db, "bench", admin=False))
+        engine = make_engine(db)
+        with make_sessionmaker(engine)() as s:
+            owner = s.query(User.id).filter(User.name == "bench").scalar()
+        engine.dispose()
+        store_jobs(db, args.jobs, owner)
+        env = service_env(
+            database_url=db,
+            broker_url=REDIS_URL,
+            queue=queue,
+            artifact_dir=f"{tmp}/artifacts",
+            max_queued_jobs_per_user="1000000",  # the submission run queues thousands
+        )
         print(
             f"API: {args.api_workers} uvicorn worker(s) on Postgres, {args.jobs} jobs stored; "
             f"load: {args.clients} clients in a separate process, {os.cpu_count()} CPU cores shared"

@@ -61,11 +61,15 @@ class Tree:
     import_torch: set[bool] = field(default_factory=set)
     cli_s: list[float] = field(default_factory=list)
     cli_torch: bool | None = None
+    #: The token of this tree's server (a tree from before authentication has none, and ignores it).
+    token: str | None = None
 
     def env(self) -> dict[str, str]:
-        """No inherited PROXNS_* settings; this tree first on PYTHONPATH."""
+        """No inherited PROXNS_* settings but the token; this tree first on PYTHONPATH."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROXNS_")}
         env["PYTHONPATH"] = str(self.path) + os.pathsep + env.get("PYTHONPATH", "")
+        if self.token:
+            env["PROXNS_TOKEN"] = self.token
         return env
 
     def cli_code(self, url: str) -> str:
@@ -123,8 +127,11 @@ def remove_worktree(path: Path) -> None:
     subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
 
 
-def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
-    """``proxns serve --workers 0`` from this tree over SQLite and the filesystem queue in ``tmp``."""
+def start_server(tmp: Path, tree: Path = REPO) -> tuple[subprocess.Popen, str, str | None]:
+    """``proxns serve --workers 0`` of ``tree`` over SQLite and the filesystem queue in ``tmp``
+    (started there, so its first start writes tmp/var/admin-token); returns the admin token too
+    (None from a tree without authentication)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = service_env(
         database_url=f"sqlite:///{tmp}/db.sqlite",
@@ -134,7 +141,8 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
     )
     cmd = [sys.executable, "-m", "proxns_cli", "serve", "--workers", "0", "--port", str(port)]
     log = (tmp / "serve.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, timeout=180)
@@ -142,7 +150,8 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
         stop_server(proc)
         print((tmp / "serve.log").read_text()[-3000:], file=sys.stderr)
         raise
-    return proc, url
+    token_file = tmp / "var" / "admin-token"
+    return proc, url, token_file.read_text().strip() if token_file.exists() else None
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -156,9 +165,10 @@ def stop_server(proc: subprocess.Popen) -> None:
             pass
 
 
-def seed_jobs(url: str, n: int = 3) -> None:
+def seed_jobs(url: str, token: str | None, n: int = 3) -> None:
     """A few queued jobs (no worker runs them), so that ``proxns jobs`` prints a table, not nothing."""
-    with httpx.Client(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
         for seed in range(n):
             r = client.post("/api/jobs", json={**TINY_JOB, "seed": seed})
             if r.status_code >= 300:
@@ -203,23 +213,30 @@ def main() -> None:
     ).stdout.strip()
     before_path = add_worktree(args.before)
     before, after = Tree(f"before ({commit})", before_path), Tree("after (working tree)", REPO)
-    server = None
+    servers: list[subprocess.Popen] = []
     try:
         with tempfile.TemporaryDirectory(prefix="proxns-bench-client-") as tmp:
-            server, url = start_server(Path(tmp))
+            # Each tree's client talks to its own tree's server (a tree from before authentication
+            # has a client that cannot send a token).
+            urls: dict[str, str] = {}
             try:
-                seed_jobs(url)
+                for name, tree in (("before", before), ("after", after)):
+                    server, urls[name], tree.token = start_server(Path(tmp) / name, tree.path)
+                    servers.append(server)
+                    seed_jobs(urls[name], tree.token)
+                url_of = {id(before): urls["before"], id(after): urls["after"]}
                 for tree in (before, after):
-                    tree.warm_up(url)
+                    tree.warm_up(url_of[id(tree)])
                 for i in range(args.repeat):
                     order = (before, after) if i % 2 == 0 else (after, before)
                     for tree in order:
                         tree.measure_import()
                     for tree in order:
-                        tree.measure_cli(url)
+                        tree.measure_cli(url_of[id(tree)])
                     print(f"  round {i + 1}/{args.repeat} done", file=sys.stderr)
             finally:
-                stop_server(server)
+                for server in servers:
+                    stop_server(server)
     finally:
         remove_worktree(before_path)
 

@@ -30,7 +30,7 @@ from benchmarks.service_stack import (  # noqa: E402
     postgres_database,
     worker_process,
 )
-from proxns_testkit import service_env  # noqa: E402
+from proxns_testkit import create_token, service_env  # noqa: E402
 
 #: Long enough to be caught running, cheap to start (synthetic data, no download).
 JOB = {
@@ -47,11 +47,11 @@ JOB = {
 }
 
 
-def measure(url: str, sessions, runs: int) -> tuple[list[float], list[float]]:  # noqa: ANN001
+def measure(url: str, sessions, runs: int, token: str) -> tuple[list[float], list[float]]:  # noqa: ANN001
     from store.models import Job
 
     server, client_seen = [], []
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
         for i in range(runs + 1):  # the first run warms the worker up and is not counted
             sent = time.perf_counter()
             job_id = http.post("/api/jobs", json=JOB).json()["id"]
@@ -90,7 +90,7 @@ def run(broker: str, runs: int) -> None:
         env = service_env(**settings)
         engine = make_engine(db)
         with api_process(env, 1, Path(tmp) / "api.log") as url, worker_process(env, Path(tmp) / "worker.log"):
-            server, seen = measure(url, make_sessionmaker(engine), runs)
+            server, seen = measure(url, make_sessionmaker(engine), runs, create_token(db))
         engine.dispose()
         if broker == "redis":
             drop_redis_queue(settings["queue"])

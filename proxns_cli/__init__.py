@@ -1,7 +1,7 @@
 """The `proxns` console script: one group; every command lives in a module of this package.
 
-``train`` (offline training), ``serve`` (API + workers), ``worker`` (training workers) and the
-HTTP client ``submit``/``jobs``/``show``/``download``. Importing the package never imports torch:
+``train`` (offline training), ``serve`` (API + workers), ``worker`` (training workers), ``user``
+(users and API tokens) and the HTTP client ``submit``/``jobs``/``show``/``download``. Importing the package never imports torch:
 only ``proxns train`` loads the training code, when it runs.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from . import client, serve, train, worker
+from . import client, serve, train, user, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +22,7 @@ for _command in (
     train.train,
     serve.serve,
     worker.worker,
+    user.user,
     client.submit,
     client.jobs,
     client.show,

@@ -1,6 +1,7 @@
 """The HTTP client commands ``proxns submit``, ``proxns jobs``, ``proxns show`` and ``proxns download``.
 
 Torch-free: they talk to a server over HTTP and read names (statuses, methods, formats) from the spec.
+Every request carries ``Authorization: Bearer`` with the token of ``--token`` or ``PROXNS_TOKEN``.
 """
 
 from __future__ import annotations
@@ -48,8 +49,30 @@ server_option = click.option(
 )
 
 
+token_option = click.option(
+    "--token",
+    envvar="PROXNS_TOKEN",
+    default=None,
+    show_envvar=True,
+    help="API token (or PROXNS_TOKEN); `proxns user create NAME` prints one.",
+)
+
+TOKEN_HINT = "set PROXNS_TOKEN or --token (proxns user create NAME prints a token)"
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token.strip()}"} if token and token.strip() else {}
+
+
 def describe_error(response: httpx.Response) -> str:
     """One line for an HTTP error answer: status and the server's ``detail`` (fields of a 422 by ``; ``)."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if response.status_code == 401:
+        reason = str(detail).split(";")[0] if isinstance(detail, str) else "token missing or refused"
+        return f"HTTP 401: {reason}; {TOKEN_HINT}"
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
@@ -69,10 +92,11 @@ def _unreachable(server: str, exc: Exception) -> str:
     return f"cannot reach {server}: {one_line(str(exc)) or type(exc).__name__}"
 
 
-def request(server: str, method: str, path: str, **kwargs: Any) -> Any:
-    """``method path`` on the server; its JSON answer. Unreachable, HTTP errors and non-JSON fail."""
+def request(server: str, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
+    """``method path`` on the server with ``token``; its JSON answer. Unreachable, HTTP errors and
+    non-JSON fail."""
     try:
-        response = httpx.request(method, server + path, timeout=30, **kwargs)
+        response = httpx.request(method, server + path, timeout=30, headers=auth_headers(token), **kwargs)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         fail(_unreachable(server, exc))
     if response.status_code >= 400:
@@ -86,15 +110,16 @@ def request(server: str, method: str, path: str, **kwargs: Any) -> Any:
 @click.command("submit")
 @click.argument("config", type=click.Path(allow_dash=True))
 @server_option
+@token_option
 @click.option("--json", "as_json", is_flag=True, help="Print the created job (or experiment) as JSON.")
-def submit(config: str, server: str, as_json: bool) -> None:
+def submit(config: str, server: str, token: str | None, as_json: bool) -> None:
     """Submit a job: CONFIG is a JSON or YAML TrainConfig file ('-' reads stdin).
 
     A file with `name`, `base` and `sweep` keys creates an experiment (one job per sweep combination).
     """
     data = read_mapping(config, empty_ok=False)
     if "base" in data and "name" in data:
-        created = request(server, "POST", "/api/experiments", json=data)
+        created = request(server, "POST", "/api/experiments", token, json=data)
         if as_json:
             click.echo(json.dumps(created, indent=2))
             return
@@ -103,7 +128,7 @@ def submit(config: str, server: str, as_json: bool) -> None:
             f"experiment {created['id']} {created['name']!r}: {len(created['jobs'])} jobs queued ({ids})"
         )
         return
-    job = request(server, "POST", "/api/jobs", json=data)
+    job = request(server, "POST", "/api/jobs", token, json=data)
     click.echo(json.dumps(job, indent=2) if as_json else f"job {job['id']} {job['status']}")
 
 
@@ -113,14 +138,24 @@ def _fmt(value: Any, spec: str) -> str:
 
 @click.command("jobs")
 @server_option
+@token_option
 @click.option("--status", type=click.Choice(JOB_STATUSES))
 @click.option("--method", type=click.Choice(METHODS))
 @click.option("--experiment", "experiment_id", type=int, help="Only this experiment's jobs.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
-def jobs(server: str, status: str | None, method: str | None, experiment_id: int | None, limit: int) -> None:
+def jobs(
+    server: str,
+    token: str | None,
+    status: str | None,
+    method: str | None,
+    experiment_id: int | None,
+    limit: int,
+) -> None:
     """List jobs, newest first."""
     params = {"status": status, "method": method, "experiment_id": experiment_id, "limit": limit}
-    page = request(server, "GET", "/api/jobs", params={k: v for k, v in params.items() if v is not None})
+    page = request(
+        server, "GET", "/api/jobs", token, params={k: v for k, v in params.items() if v is not None}
+    )
     head = (
         f"{'id':>5}  {'status':<9}  {'method':<8}  {'model':<12}  {'dataset':<9}  {'lam':>8}  {'progress':>8}"
     )
@@ -139,12 +174,13 @@ def jobs(server: str, status: str | None, method: str | None, experiment_id: int
 @click.command("show")
 @click.argument("job_id", type=int)
 @server_option
+@token_option
 @click.option("--metrics", is_flag=True, help="Also print the per-epoch metrics.")
-def show(job_id: int, server: str, metrics: bool) -> None:
+def show(job_id: int, server: str, token: str | None, metrics: bool) -> None:
     """Print one job (config, status, result) as JSON."""
-    job = request(server, "GET", f"/api/jobs/{job_id}")
+    job = request(server, "GET", f"/api/jobs/{job_id}", token)
     if metrics:
-        job["metrics"] = request(server, "GET", f"/api/jobs/{job_id}/metrics")["items"]
+        job["metrics"] = request(server, "GET", f"/api/jobs/{job_id}/metrics", token)["items"]
     click.echo(json.dumps(job, indent=2))
 
 
@@ -163,6 +199,7 @@ def _check_target(target: Path, given: bool) -> None:
 @click.command("download")
 @click.argument("job_id", type=int)
 @server_option
+@token_option
 @click.option(
     "--format",
     "fmt",
@@ -171,11 +208,11 @@ def _check_target(target: Path, given: bool) -> None:
     show_default=True,
 )
 @click.option("-o", "--output", type=click.Path(), help="File to write (default: the file's name, here).")
-def download(job_id: int, server: str, fmt: str, output: str | None) -> None:
+def download(job_id: int, server: str, token: str | None, fmt: str, output: str | None) -> None:
     """Download a finished job's slim model and check its sha256."""
     if output is not None:
         _check_target(Path(output), given=True)
-    items = request(server, "GET", f"/api/jobs/{job_id}/artifacts")["items"]
+    items = request(server, "GET", f"/api/jobs/{job_id}/artifacts", token)["items"]
     match = [a for a in items if a["format"] == fmt]
     if not match:
         have = ", ".join(a["format"] for a in items) or "none (the job has not succeeded)"
@@ -187,7 +224,9 @@ def download(job_id: int, server: str, fmt: str, output: str | None) -> None:
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
     try:
-        with httpx.stream("GET", server + artifact["url"], timeout=60) as response:
+        with httpx.stream(
+            "GET", server + artifact["url"], timeout=60, headers=auth_headers(token)
+        ) as response:
             if response.status_code >= 400:
                 response.read()
                 fail(describe_error(response))

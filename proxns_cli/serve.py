@@ -7,11 +7,75 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import click
 
 from .common import fail, one_line
 from .supervise import Supervisor
+
+#: Where the first start writes the admin's token: ``var/admin-token`` under the folder serve is
+#: started in (beside the default SQLite file and queue), readable only by its owner.
+ADMIN_TOKEN_FILE = Path("var") / "admin-token"
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Create ``path`` holding ``text``, mode 0600 from the start (never world-readable, not even
+    briefly); an existing file is not overwritten (FileExistsError)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+
+
+def ensure_first_admin(database_url: str, token_file: Path = ADMIN_TOKEN_FILE) -> str | None:
+    """When no user exists yet: create user ``admin`` (an admin) and write its token to
+    ``token_file``. Returns a line to print (never the token), or None when users already exist."""
+    from store.db import make_engine, make_sessionmaker
+    from store.models import User
+    from store.users import any_user, issue_token
+
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            if any_user(session):
+                if token_file.exists():
+                    return f"the first admin's token is in {token_file.resolve()} (delete it once copied)"
+                return None
+            admin = User(name="admin", is_admin=True)
+            session.add(admin)
+            session.flush()
+            _, token = issue_token(session, admin, label="first start", commit=False)
+            try:
+                write_secret(token_file, token)
+            except FileExistsError:
+                session.rollback()
+                fail(
+                    f"{token_file} exists but database has no user yet: it holds the token of another "
+                    "database; move it away (or start serve in another folder) and start again"
+                )
+            except OSError as err:
+                session.rollback()
+                fail(f"cannot write the admin token to {token_file} ({err.strerror or err})")
+            session.commit()
+    finally:
+        engine.dispose()
+    return (
+        f"first start: created user admin; its API token is in {token_file.resolve()} (readable only by "
+        "you); sign in with it, or: export PROXNS_TOKEN=$(cat var/admin-token)"
+    )
+
+
+def allowed_hosts_env(host: str) -> str | None:
+    """PROXNS_ALLOWED_HOSTS for the API when serve listens on ``host``: the defaults plus ``host``
+    itself (not 0.0.0.0 / ::); None when the variable is already set or nothing is to be added."""
+    if os.environ.get("PROXNS_ALLOWED_HOSTS") is not None or host in ("0.0.0.0", "::", ""):
+        return None
+    defaults = ["127.0.0.1", "localhost", "[::1]"]
+    name = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    if name.lower() in defaults:
+        return None
+    return ",".join([*defaults, name.lower()])
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -72,7 +136,8 @@ def serve(host: str, port: int, workers: int, api_workers: int) -> None:
     """Migrate the database, start the API and the training workers; Ctrl-C or SIGTERM stops them all.
 
     SQLite and a filesystem queue under ./var/ unless PROXNS_DATABASE_URL / PROXNS_BROKER_URL say otherwise.
-    A busy port or an unreachable database fails before anything starts.
+    A busy port or an unreachable database fails before anything starts. On the first start (no user
+    yet) it creates user admin and writes its API token to ./var/admin-token (mode 0600).
     """
     import uvicorn
 
@@ -82,6 +147,12 @@ def serve(host: str, port: int, workers: int, api_workers: int) -> None:
     check_port_free(host, port)
     shown_db = prepare_database(settings.database_url)
     click.echo(f"database {shown_db} is up to date")
+    first = ensure_first_admin(settings.database_url)
+    if first:
+        click.echo(first)
+    hosts = allowed_hosts_env(host)
+    if hosts:
+        os.environ["PROXNS_ALLOWED_HOSTS"] = hosts  # read by the API processes' Settings
 
     sup = Supervisor()
     # uvicorn installs its own handlers while it runs, then restores these and re-raises the signal

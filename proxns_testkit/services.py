@@ -99,6 +99,47 @@ class Stack:
             raise
 
 
+def create_token(database_url: str, name: str = "tester", admin: bool = True) -> str:
+    """A new API token of user ``name`` (created, an admin unless told otherwise, if it does not
+    exist yet), written straight into the migrated database at ``database_url``."""
+    from store.db import make_engine, make_sessionmaker
+    from store.users import UserError, create_user, get_user, issue_token
+
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            try:
+                user = create_user(session, name, is_admin=admin)
+            except UserError:
+                user = get_user(session, name)
+            return issue_token(session, user, label="tests")[1]
+    finally:
+        engine.dispose()
+
+
+def authorize(client: httpx.Client, database_url: str, name: str = "tester", admin: bool = True) -> str:
+    """Make ``client`` send a new token of user ``name`` (see :func:`create_token`); returns it."""
+    token = create_token(database_url, name, admin)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return token
+
+
+def api_client(app_or_settings: Any, name: str = "tester", admin: bool = True) -> Any:
+    """An in-process ``TestClient`` (not yet entered) of an app, or of ``create_app(settings)``,
+    sending ``Host: localhost`` and a token of user ``name`` (an admin unless told otherwise)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    if isinstance(app_or_settings, FastAPI):
+        app = app_or_settings
+    else:
+        from api.main import create_app
+
+        app = create_app(app_or_settings)
+    token = create_token(app.state.settings.database_url, name, admin)
+    return TestClient(app, base_url="http://localhost", headers={"Authorization": f"Bearer {token}"})
+
+
 def embedded_settings(folder: Path, frontend: bool = False) -> Any:
     """Settings of a migrated SQLite store and a filesystem queue under ``folder`` (the embedded
     default, isolated per test); without ``frontend`` no dashboard is mounted at /."""

@@ -5,18 +5,21 @@ from store.idempotency import IdempotencyKey
 from store.models import (
     METRIC_FIELDS,
     RESULT_FIELDS,
+    ApiToken,
     Artifact,
     Base,
     Experiment,
     Job,
     Metric,
     Result,
+    User,
 )
 from store.settings import Settings, get_settings
 
 __all__ = [
     "METRIC_FIELDS",
     "RESULT_FIELDS",
+    "ApiToken",
     "Artifact",
     "Base",
     "Experiment",
@@ -25,6 +28,7 @@ __all__ = [
     "Metric",
     "Result",
     "Settings",
+    "User",
     "get_settings",
     "make_engine",
     "make_sessionmaker",

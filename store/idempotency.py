@@ -1,7 +1,7 @@
 """Idempotency keys: a client that retries ``POST /api/jobs`` or ``/api/experiments`` with the same
 ``Idempotency-Key`` gets the resource its first request created instead of a second one.
 
-A key is scoped to the request path (and, once requests have owners, to the owner), remembers a
+A key is scoped to the request path and its sender (``api.idempotency.owner_scope``), remembers a
 digest of the request it came with and the id of what it created, and expires after the
 configured time. Its life: :func:`claim_key` (committed before anything is created, so a
 concurrent request with the same key finds it) → :func:`finish_key` with the new id, or
@@ -34,7 +34,7 @@ class IdempotencyKey(Base):
     __table_args__ = (UniqueConstraint("scope", "key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The request path the key was sent to (later also its owner): the same key elsewhere is another key.
+    # The request path the key was sent to and the user who sent it: the same key elsewhere is another key.
     scope: Mapped[str] = mapped_column(String(200))
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
     # SHA-256 of the canonical request, to tell a retry from a different request reusing the key.

@@ -70,9 +70,10 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def new_job(config: TrainConfig, experiment_id: int | None = None) -> Job:
+def new_job(config: TrainConfig, experiment_id: int | None = None, owner_id: int | None = None) -> Job:
     """The row of a queued job for a resolved config (not added to any session)."""
     return Job(
+        owner_id=owner_id,
         config=config.model_dump(mode="json"),
         method=config.method,
         experiment_id=experiment_id,
@@ -94,10 +95,14 @@ def add_outbox(session: Session, job_ids: Iterable[int], delay: timedelta = time
 
 
 def create_jobs(
-    session: Session, configs: Iterable[TrainConfig], experiment_id: int | None = None
+    session: Session,
+    configs: Iterable[TrainConfig],
+    experiment_id: int | None = None,
+    owner_id: int | None = None,
 ) -> list[Job]:
-    """Store one queued job per resolved config with its outbox row, in one transaction."""
-    jobs = [new_job(c, experiment_id) for c in configs]
+    """Store one queued job per resolved config with its outbox row, in one transaction; the jobs
+    belong to user ``owner_id`` (None: to no one, only admins see them)."""
+    jobs = [new_job(c, experiment_id, owner_id) for c in configs]
     session.add_all(jobs)
     session.flush()
     add_outbox(session, [j.id for j in jobs], IMMEDIATE_PUBLISH_WINDOW)
@@ -106,13 +111,18 @@ def create_jobs(
 
 
 def create_experiment(
-    session: Session, name: str, base: dict[str, Any], sweep: dict[str, Any], configs: Iterable[TrainConfig]
+    session: Session,
+    name: str,
+    base: dict[str, Any],
+    sweep: dict[str, Any],
+    configs: Iterable[TrainConfig],
+    owner_id: int | None = None,
 ) -> tuple[Experiment, list[Job]]:
-    """Store an experiment and its queued jobs in one transaction."""
-    exp = Experiment(name=name, base=base, sweep=sweep, created_at=utcnow())
+    """Store an experiment and its queued jobs, owned by user ``owner_id``, in one transaction."""
+    exp = Experiment(name=name, base=base, sweep=sweep, created_at=utcnow(), owner_id=owner_id)
     session.add(exp)
     session.flush()
-    jobs = [new_job(c, exp.id) for c in configs]
+    jobs = [new_job(c, exp.id, owner_id) for c in configs]
     session.add_all(jobs)
     session.flush()
     add_outbox(session, [j.id for j in jobs], IMMEDIATE_PUBLISH_WINDOW)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(
         10_000, ge=1, description="Most queued jobs in the whole service; submissions beyond get 429."
     )
+    max_queued_jobs_per_user: int = Field(
+        100, ge=1, description="Most queued jobs of one user; submissions beyond get 429 (admins too)."
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body (bytes); larger ones get 413."
     )
@@ -76,6 +79,31 @@ class Settings(BaseSettings):
     )
     page_cache_entries: int = Field(256, ge=0, description="Rendered job-list pages the API keeps.")
     idempotency_ttl_hours: float = Field(24.0, gt=0, description="How long an Idempotency-Key is remembered.")
+
+    # ---- who may reach the API (README, "Authentication")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"],
+        description="Host header values the API answers, comma-separated ('*': any; '*.example.org': "
+        "a domain and its subdomains); others get 400. proxns serve adds its --host.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser page (CORS), comma-separated; "
+        "default none (no CORS headers at all).",
+    )
+    token_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds an API process trusts a token it verified before looking it up again: "
+        "a revoked token stops working within this time (0: look it up on every request).",
+    )
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("data_roots", mode="before")
     @classmethod

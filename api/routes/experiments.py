@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api.auth import can_see, owned, require_user
 from api.deps import get_db, get_queue, get_settings
 from api.errors import error_responses
 from api.idempotency import idempotency_key_header, idempotent
@@ -27,13 +28,14 @@ from api.sweep import expand
 from store.models import Experiment, Job, Result
 from store.queries import create_experiment as store_experiment
 from store.settings import Settings
+from store.users import Principal
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 
 
-def load_experiment(db: Session, experiment_id: int) -> dict:
+def load_experiment(db: Session, experiment_id: int, user: Principal) -> dict:
     exp = db.get(Experiment, experiment_id)
-    if exp is None:
+    if exp is None or not can_see(exp.owner_id, user):
         raise HTTPException(404, f"experiment {experiment_id} not found")
     rows = db.execute(
         select(Job, Result)
@@ -70,7 +72,7 @@ def load_experiment(db: Session, experiment_id: int) -> dict:
             "model": ExperimentOut,
             "description": "Repeat of an earlier request with the same Idempotency-Key",
         },
-        **error_responses(409, 413, 429),
+        **error_responses(409, 413, 415, 429),
     },
 )
 def create_experiment(
@@ -78,6 +80,7 @@ def create_experiment(
     db: Session = Depends(get_db),
     queue: JobQueue = Depends(get_queue),
     settings: Settings = Depends(get_settings),
+    user: Principal = Depends(require_user),
     idempotency_key: str | None = idempotency_key_header(),
 ) -> JSONResponse:
     configs = expand(body, settings.max_sweep_jobs)
@@ -85,14 +88,14 @@ def create_experiment(
     sweep = body.sweep.model_dump(exclude_none=True)
 
     def create() -> tuple[int, JSONResponse]:
-        check_queue_room(db, settings, len(configs))
-        exp, jobs = store_experiment(db, body.name, body.raw_base, sweep, configs)
+        check_queue_room(db, settings, len(configs), user.id)
+        exp, jobs = store_experiment(db, body.name, body.raw_base, sweep, configs, owner_id=user.id)
         publish_now(db, queue, jobs)
-        return exp.id, JSONResponse(load_experiment(db, exp.id), status_code=201)
+        return exp.id, JSONResponse(load_experiment(db, exp.id, user), status_code=201)
 
     payload = {"name": body.name, "base": body.raw_base, "sweep": sweep}
-    replay = lambda exp_id: JSONResponse(load_experiment(db, exp_id))  # noqa: E731
-    return idempotent(db, settings, "/api/experiments", idempotency_key, payload, create, replay)
+    replay = lambda exp_id: JSONResponse(load_experiment(db, exp_id, user))  # noqa: E731
+    return idempotent(db, settings, "/api/experiments", user.id, idempotency_key, payload, create, replay)
 
 
 @router.get("", response_model=ExperimentList, summary="List experiments, newest first")
@@ -100,10 +103,14 @@ def list_experiments(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_ID),
     db: Session = Depends(get_db),
+    user: Principal = Depends(require_user),
 ) -> JSONResponse:
-    total = db.scalar(select(func.count(Experiment.id)))
+    mine = owned(Experiment.owner_id, user)
+    total = db.scalar(select(func.count(Experiment.id)).where(*mine))
     exps = list(
-        db.execute(select(Experiment).order_by(Experiment.id.desc()).limit(limit).offset(offset)).scalars()
+        db.execute(
+            select(Experiment).where(*mine).order_by(Experiment.id.desc()).limit(limit).offset(offset)
+        ).scalars()
     )
     counts: dict[int, dict[str, int]] = {e.id: {} for e in exps}
     if exps:
@@ -125,6 +132,8 @@ def list_experiments(
     responses=error_responses(404),
 )
 def get_experiment(
-    experiment_id: int = Path(ge=1, le=MAX_ID, description="Experiment id."), db: Session = Depends(get_db)
+    experiment_id: int = Path(ge=1, le=MAX_ID, description="Experiment id."),
+    db: Session = Depends(get_db),
+    user: Principal = Depends(require_user),
 ) -> JSONResponse:
-    return JSONResponse(load_experiment(db, experiment_id))
+    return JSONResponse(load_experiment(db, experiment_id, user))

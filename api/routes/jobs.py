@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.auth import can_see, owned, require_user
 from api.deps import get_db, get_queue, get_settings
 from api.errors import error_responses
 from api.idempotency import idempotency_key_header, idempotent
@@ -37,6 +38,7 @@ from proxns_core.spec import ARTIFACT_FORMATS, FINISHED_STATUSES, TrainConfig
 from store.models import Artifact, Job, Metric, Result
 from store.queries import create_jobs, jobs_version, request_cancel
 from store.settings import Settings
+from store.users import Principal
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -116,13 +118,23 @@ def not_found(job_id: int) -> HTTPException:
     return HTTPException(404, f"job {job_id} not found")
 
 
-def load_job(db: Session, job_id: int) -> dict:
+def load_job(db: Session, job_id: int, user: Principal) -> dict:
     row = db.execute(
-        select(Job, Result).outerjoin(Result, Result.job_id == Job.id).where(Job.id == job_id)
+        select(Job, Result)
+        .outerjoin(Result, Result.job_id == Job.id)
+        .where(Job.id == job_id, *owned(Job.owner_id, user))
     ).one_or_none()
     if row is None:
         raise not_found(job_id)
     return job_dict(row.Job, row.Result)
+
+
+def visible_job(db: Session, job_id: int, user: Principal) -> Job:
+    """The job, if ``user`` may see it; else 404 (another user's job is not found, never forbidden)."""
+    job = db.get(Job, job_id)
+    if job is None or not can_see(job.owner_id, user):
+        raise not_found(job_id)
+    return job
 
 
 @router.post(
@@ -135,7 +147,7 @@ def load_job(db: Session, job_id: int) -> dict:
     "same request returns the job the first one created, with status 200.",
     responses={
         200: {"model": JobOut, "description": "Repeat of an earlier request with the same Idempotency-Key"},
-        **error_responses(409, 413, 429),
+        **error_responses(409, 413, 415, 429),
     },
 )
 def create_job(
@@ -143,19 +155,20 @@ def create_job(
     db: Session = Depends(get_db),
     queue: JobQueue = Depends(get_queue),
     settings: Settings = Depends(get_settings),
+    user: Principal = Depends(require_user),
     idempotency_key: str | None = idempotency_key_header(),
 ) -> JSONResponse:
     check_configs([config], settings)
 
     def create() -> tuple[int, JSONResponse]:
-        check_queue_room(db, settings, 1)
-        jobs = create_jobs(db, [config])
+        check_queue_room(db, settings, 1, user.id)
+        jobs = create_jobs(db, [config], owner_id=user.id)
         publish_now(db, queue, jobs)
         return jobs[0].id, JSONResponse(job_dict(jobs[0], None), status_code=201)
 
     payload = config.model_dump(mode="json")
-    replay = lambda job_id: JSONResponse(load_job(db, job_id))  # noqa: E731
-    return idempotent(db, settings, "/api/jobs", idempotency_key, payload, create, replay)
+    replay = lambda job_id: JSONResponse(load_job(db, job_id, user))  # noqa: E731
+    return idempotent(db, settings, "/api/jobs", user.id, idempotency_key, payload, create, replay)
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")
@@ -166,8 +179,10 @@ async def list_jobs(
     experiment_id: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_ID),
+    user: Principal = Depends(require_user),
 ) -> Response:
-    key = (status, method, experiment_id, limit, offset)
+    # Pages are per owner (None: an admin's page of every job).
+    key = (None if user.is_admin else user.id, status, method, experiment_id, limit, offset)
     # The one-row version read runs right here on the event loop, on a connection of its own that
     # nothing else uses, so it never waits for the pool; a thread hop would cost more than the query.
     # Read before rendering: a change committed meanwhile can only make the page look stale.
@@ -186,9 +201,18 @@ def _render_in_thread(sessions: sessionmaker[Session], key: tuple) -> bytes:
 
 
 def render_job_page(
-    db: Session, status: str | None, method: str | None, experiment_id: int | None, limit: int, offset: int
+    db: Session,
+    owner_id: int | None,
+    status: str | None,
+    method: str | None,
+    experiment_id: int | None,
+    limit: int,
+    offset: int,
 ) -> bytes:
+    """One page of the job list as JSON; ``owner_id`` None lists every owner's jobs."""
     filters = []
+    if owner_id is not None:
+        filters.append(Job.owner_id == owner_id)
     if status is not None:
         filters.append(Job.status == status)
     if method is not None:
@@ -210,16 +234,19 @@ def render_job_page(
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job with its result", responses=NOT_FOUND)
-def get_job(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONResponse:
-    return JSONResponse(load_job(db, job_id))
+def get_job(
+    job_id: int = JobId, db: Session = Depends(get_db), user: Principal = Depends(require_user)
+) -> JSONResponse:
+    return JSONResponse(load_job(db, job_id, user))
 
 
 @router.get(
     "/{job_id}/metrics", response_model=MetricsOut, summary="Per-epoch metrics, by epoch", responses=NOT_FOUND
 )
-def get_metrics(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONResponse:
-    if db.get(Job, job_id) is None:
-        raise not_found(job_id)
+def get_metrics(
+    job_id: int = JobId, db: Session = Depends(get_db), user: Principal = Depends(require_user)
+) -> JSONResponse:
+    visible_job(db, job_id, user)
     rows = db.execute(select(Metric).where(Metric.job_id == job_id).order_by(Metric.epoch)).scalars()
     return JSONResponse({"items": [metric_dict(m) for m in rows]})
 
@@ -230,9 +257,13 @@ def get_metrics(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONRespo
     summary="Cancel a job",
     description="Queued jobs end at once; running ones end as cancelled within seconds, keeping "
     "finished epochs; finished jobs answer 409.",
-    responses=error_responses(404, 409, 413),
+    responses=error_responses(404, 409, 413, 415),
 )
-def cancel_job(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONResponse:
+def cancel_job(
+    job_id: int = JobId, db: Session = Depends(get_db), user: Principal = Depends(require_user)
+) -> JSONResponse:
+    visible_job(db, job_id, user)
+    db.rollback()  # end the read transaction before the conditional update
     before = request_cancel(db, job_id)
     if before is None:
         raise not_found(job_id)
@@ -240,7 +271,7 @@ def cancel_job(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONRespon
         raise HTTPException(
             409, f"job {job_id} is already {before}; only queued or running jobs can be cancelled"
         )
-    return JSONResponse(load_job(db, job_id))
+    return JSONResponse(load_job(db, job_id, user))
 
 
 @router.get(
@@ -249,9 +280,10 @@ def cancel_job(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONRespon
     summary="Model files of a finished job",
     responses=NOT_FOUND,
 )
-def list_artifacts(job_id: int = JobId, db: Session = Depends(get_db)) -> JSONResponse:
-    if db.get(Job, job_id) is None:
-        raise not_found(job_id)
+def list_artifacts(
+    job_id: int = JobId, db: Session = Depends(get_db), user: Principal = Depends(require_user)
+) -> JSONResponse:
+    visible_job(db, job_id, user)
     rows = db.execute(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)).scalars()
     return JSONResponse({"items": [artifact_dict(a) for a in rows]})
 
@@ -267,9 +299,9 @@ def download_artifact(
     name: str = ArtifactName,
     db: Session = Depends(get_db),
     settings: Settings = Depends(get_settings),
+    user: Principal = Depends(require_user),
 ) -> FileResponse:
-    if db.get(Job, job_id) is None:
-        raise not_found(job_id)
+    visible_job(db, job_id, user)
     artifact = db.execute(
         select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
     ).scalar_one_or_none()

@@ -30,9 +30,15 @@ PG_URL = PG_ADMIN_URL
 MISSING_DB = "no_such_db_xyz"
 
 
+#: The admin token of the module's real server (written by its first start), sent by every client command.
+SERVER_TOKEN: dict[str, str] = {}
+
+
 def env_without_settings(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXNS_")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    if "token" in SERVER_TOKEN:
+        env["PROXNS_TOKEN"] = SERVER_TOKEN["token"]
     env.update({f"PROXNS_{k.upper()}": v for k, v in settings.items()})
     return env
 
@@ -87,8 +93,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert proc.poll() is None, (tmp / "serve.log").read_text()
             assert time.monotonic() < deadline, "proxns serve did not answer /healthz"
             time.sleep(0.2)
+        SERVER_TOKEN["token"] = (tmp / "var" / "admin-token").read_text().strip()
         yield url
     finally:
+        SERVER_TOKEN.clear()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
@@ -200,6 +208,14 @@ def test_client_commands_fail_with_one_line(
     settings = {"server": c.env_server} if c.env_server else {}
     assert_fails(proxns(*args, cwd=tmp_path, **settings), *c.expected)
     assert not list(tmp_path.iterdir()), "a failed command left a file behind"
+
+
+@pytest.mark.parametrize("token", ["", "pxn_not-a-token"])
+def test_client_commands_without_a_valid_token_say_how_to_get_one(server: str, token: str) -> None:
+    line = assert_fails(
+        proxns("jobs", "--server", server, token=token), "HTTP 401", "set PROXNS_TOKEN or --token"
+    )
+    assert "proxns user create" in line
 
 
 def test_submit_of_an_invalid_config_lists_the_fields_on_one_line(server: str, tmp_path: Path) -> None:

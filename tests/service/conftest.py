@@ -17,6 +17,7 @@ from proxns_testkit import (
     PG_ADMIN_URL,
     REDIS_URL,
     Stack,
+    authorize,
     forget_redis_queue,
     free_port,
     healthy,
@@ -85,7 +86,8 @@ def redis_queue(redis_url: str) -> Iterator[str]:
 def pg_stack(
     postgres_admin_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """Postgres (a fresh database) + Redis + one real Celery worker process + the API over HTTP."""
+    """Postgres (a fresh database) + Redis + one real Celery worker process + the API over HTTP;
+    the client sends an admin's token."""
     import psycopg
 
     from store.migrate import upgrade
@@ -109,6 +111,7 @@ def pg_stack(
     worker = start_worker(env, tmp / "worker.log")
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, timeout=30)
+    authorize(client, database_url)  # an admin's token, made straight in the database
     try:
         wait_for(lambda: healthy(client), 60, 0.2, "the API to answer /healthz")
         yield Stack(url, database_url, tmp / "artifacts", tmp, client)

@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from proxns_testkit import TINY_JOB, embedded_settings
+from proxns_testkit import TINY_JOB, api_client, embedded_settings
 from store.migrate import upgrade
 from store.settings import Settings
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> TestClient:
-    with TestClient(create_app(embedded_settings(tmp_path))) as client:
+    with api_client(embedded_settings(tmp_path)) as client:
         client.queue_dir = tmp_path / "broker" / "queue"
         yield client
 
@@ -430,7 +429,7 @@ def test_health_reports_an_unreachable_broker(tmp_path: Path) -> None:
         artifact_dir=str(tmp_path / "artifacts"),
     )
     upgrade(settings.database_url)
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         response = client.get("/healthz")
         assert response.status_code == 503
         assert response.json() == {"status": "degraded", "database": "ok", "broker": "error"}
@@ -468,7 +467,7 @@ def test_dashboard_files_are_served_at_the_root_after_the_api_routes(tmp_path: P
         frontend_dir=str(frontend),
     )
     upgrade(settings.database_url)
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         index = client.get("/")
         assert index.status_code == 200 and "<title>ProxNS Lab</title>" in index.text
         script = client.get("/app.js")
@@ -499,7 +498,7 @@ def test_responses_match_the_schemas_published_in_openapi(api: TestClient) -> No
 def client_with(tmp_path: Path, **settings: object) -> TestClient:
     """A client of an app whose settings differ from the embedded defaults by ``settings``."""
     base = embedded_settings(tmp_path)
-    return TestClient(create_app(base.model_copy(update=settings)))
+    return api_client(base.model_copy(update=settings))
 
 
 BAD_URLS = [
@@ -642,11 +641,12 @@ def test_rendered_job_pages_are_bounded_in_bytes() -> None:
 def test_openapi_lists_the_errors_of_each_route(api: TestClient) -> None:
     paths = api.get("/openapi.json").json()["paths"]
     # A submission never answers 503: with the broker down the job is kept and delivered later.
-    assert set(paths["/api/jobs"]["post"]["responses"]) == {"200", "201", "409", "413", "422", "429"}
-    assert set(paths["/api/experiments"]["post"]["responses"]) == {"200", "201", "409", "413", "422", "429"}
+    posts = {"200", "201", "401", "409", "413", "415", "422", "429"}
+    assert set(paths["/api/jobs"]["post"]["responses"]) == posts
+    assert set(paths["/api/experiments"]["post"]["responses"]) == posts
     assert {"404", "409", "422"} <= set(paths["/api/jobs/{job_id}/cancel"]["post"]["responses"])
     for path in ["/api/jobs/{job_id}", "/api/jobs/{job_id}/metrics", "/api/jobs/{job_id}/artifacts/{name}"]:
-        assert {"404", "422"} <= set(paths[path]["get"]["responses"])
+        assert {"401", "404", "422"} <= set(paths[path]["get"]["responses"])
     error = paths["/api/jobs/{job_id}"]["get"]["responses"]["404"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorOut"}
     (header,) = [p for p in paths["/api/jobs"]["post"]["parameters"] if p["in"] == "header"]

@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from api.main import create_app
 from api.schemas import ExperimentCreate
 from api.sweep import expand
 from proxns_core.spec import (
@@ -30,7 +29,7 @@ from proxns_core.spec import (
     method_default,
     valid_depths,
 )
-from proxns_testkit import REPO, TINY_JOB, embedded_settings
+from proxns_testkit import REPO, TINY_JOB, api_client, embedded_settings
 
 #: A non-default value for each method-specific field, valid where the field applies.
 SAMPLE = {"lam": 0.3, "beta": 7.0, "prune_ratio": 0.35}
@@ -40,7 +39,7 @@ PLAIN_JOB = {k: v for k, v in TINY_JOB.items() if k not in METHOD_SPECIFIC_FIELD
 
 @pytest.fixture
 def api(tmp_path: Path) -> TestClient:
-    with TestClient(create_app(embedded_settings(tmp_path))) as client:
+    with api_client(embedded_settings(tmp_path)) as client:
         yield client
 
 
@@ -118,8 +117,8 @@ def test_two_apps_on_two_databases_each_list_only_their_own_jobs(tmp_path: Path)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with (
-        TestClient(create_app(embedded_settings(tmp_path / "a"))) as a,
-        TestClient(create_app(embedded_settings(tmp_path / "b"))) as b,
+        api_client(embedded_settings(tmp_path / "a")) as a,
+        api_client(embedded_settings(tmp_path / "b")) as b,
     ):
         # Both lists rendered once and cached while empty, then each app gets its own jobs.
         assert a.get("/api/jobs").json()["total"] == 0 and b.get("/api/jobs").json()["total"] == 0
@@ -208,6 +207,9 @@ TORCH_FREE_CLIENT = textwrap.dedent(
         broker_dir=f"{folder}/broker", artifact_dir=f"{folder}/artifacts",
     )
     upgrade(settings.database_url)
+    import os
+    from proxns_testkit import create_token
+    os.environ["PROXNS_TOKEN"] = create_token(settings.database_url)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:

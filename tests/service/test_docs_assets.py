@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from proxns_testkit import embedded_settings
+from proxns_testkit import api_client, embedded_settings
 
 #: Content type each kind of asset must be served with.
 CONTENT_TYPES = {
@@ -42,7 +41,7 @@ def loaded_urls(html: str) -> list[str]:
 @pytest.fixture
 def api(tmp_path: Path) -> TestClient:
     """The real app, dashboard mounted at / (the default frontend), on a throwaway SQLite store."""
-    with TestClient(create_app(embedded_settings(tmp_path, frontend=True))) as client:
+    with api_client(embedded_settings(tmp_path, frontend=True)) as client:
         yield client
 
 

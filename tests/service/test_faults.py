@@ -23,6 +23,7 @@ from proxns_core.spec import TrainConfig
 from proxns_testkit import (
     PG_ADMIN_URL,
     TINY_JOB,
+    authorize,
     free_port,
     service_env,
     start_api,
@@ -354,6 +355,7 @@ def test_broker_down_during_submission_answers_201_and_delivers_once_it_is_back(
         redis_proc.kill()
         redis_proc.wait()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            authorize(client, url)
             t0 = time.monotonic()
             responses = [client.post("/api/jobs", json=QUICK) for _ in range(3)]
             took = time.monotonic() - t0

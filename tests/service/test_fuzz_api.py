@@ -1,6 +1,7 @@
 """Schemathesis against the in-process API (real SQLite store, real filesystem queue): a few hundred
 generated requests, valid and invalid, must never get a 5xx, and every answer must match OpenAPI
-(its status code listed for the route, its body the schema of that status, its content type)."""
+(its status code listed for the route, its body the schema of that status, its content type).
+Requests carry an admin's Bearer token (the schema's security scheme)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -19,7 +19,7 @@ from schemathesis.checks import (
 )
 
 from api.main import create_app
-from proxns_testkit import embedded_settings
+from proxns_testkit import api_client, embedded_settings
 
 #: Generated cases per operation (12 operations: about 500 requests in all, ~15 s on 2 cores).
 EXAMPLES_PER_OPERATION = 50
@@ -27,8 +27,13 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 
 
 def test_fuzzed_requests_never_get_a_5xx_and_always_match_the_schema(tmp_path: Path) -> None:
-    app = create_app(embedded_settings(tmp_path))
-    with TestClient(app) as client:  # runs the app's lifespan around the whole run
+    service = embedded_settings(tmp_path)
+    # schemathesis's ASGI transport sends Host: testserver
+    app = create_app(service.model_copy(update={"allowed_hosts": [*service.allowed_hosts, "testserver"]}))
+    with api_client(app) as client:  # runs the app's lifespan around the whole run
+        auth = {
+            "Authorization": client.headers["Authorization"]
+        }  # the token the OpenAPI's bearer scheme asks for
         client.post("/api/jobs", json={"dataset": "synthetic", "arch": "vgg", "depth": 11, "epochs": 2})
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         sent: list[tuple[str, int]] = []
@@ -45,7 +50,7 @@ def test_fuzzed_requests_never_get_a_5xx_and_always_match_the_schema(tmp_path: P
             )
             @given(case=operation.as_strategy())
             def run(case: schemathesis.Case) -> None:
-                response = case.call()
+                response = case.call(headers=auth)
                 sent.append((case.operation.label, response.status_code))
                 case.validate_response(response, checks=CHECKS)
 

@@ -35,6 +35,15 @@ def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(
         with httpx.Client(base_url=url, timeout=30) as client:
             wait_for(lambda: healthy(client), 90, 0.2, "proxns serve to answer /healthz")
             assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "broker": "ok"}
+            # The first start made user admin and left its token, readable only by its owner.
+            token_file = tmp_path / "var" / "admin-token"
+            assert token_file.stat().st_mode & 0o777 == 0o600
+            token = token_file.read_text().strip()
+            assert token not in (tmp_path / "serve.log").read_text()  # only where it is, never the token
+            assert client.get("/api/jobs").status_code == 401
+            client.headers["Authorization"] = f"Bearer {token}"
+            assert client.get("/api/me").json()["name"] == "admin"
+            env = service_env(token=token)
             children = descendants(serve.pid)
             assert children, "proxns serve started no worker process"
 
@@ -45,7 +54,7 @@ def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(
                 [*proxns_command(), "submit", str(config), "--server", url],
                 capture_output=True,
                 text=True,
-                env=service_env(),
+                env=env,
                 check=True,
             )
             job_id = int(out.stdout.split()[1])
@@ -71,14 +80,14 @@ def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(
                     url,
                 ],
                 check=True,
-                env=service_env(),
+                env=env,
                 capture_output=True,
             )
             assert target.read_bytes() == (tmp_path / "slim.onnx").read_bytes()
 
             def cli(*args: str) -> subprocess.CompletedProcess:
                 cmd = [*proxns_command(), *args, "--server", url]
-                return subprocess.run(cmd, capture_output=True, text=True, env=service_env())
+                return subprocess.run(cmd, capture_output=True, text=True, env=env)
 
             listing = cli("jobs", "--status", "succeeded")
             assert listing.returncode == 0
@@ -110,3 +119,4 @@ def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(
         log.close()
         print((tmp_path / "serve.log").read_text()[-4000:])
     assert "ProxNS Lab dashboard: http://127.0.0.1:" in (tmp_path / "serve.log").read_text()
+    assert "first start: created user admin; its API token is in" in (tmp_path / "serve.log").read_text()

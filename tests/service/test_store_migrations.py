@@ -25,6 +25,8 @@ TABLES = {
     "store_state",
     "outbox",
     "idempotency_keys",
+    "users",
+    "api_tokens",
 }
 
 

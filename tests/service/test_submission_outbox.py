@@ -5,11 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api.main import create_app
-from proxns_testkit import TINY_JOB, embedded_settings
+from proxns_testkit import TINY_JOB, api_client, embedded_settings
 from store import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Outbox
@@ -37,7 +35,7 @@ def test_a_submission_with_the_broker_down_answers_201_and_keeps_the_job_in_the_
         publish_timeout=1,
     )
     upgrade(settings.database_url)
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         assert client.get("/healthz").status_code == 503
         t0 = time.monotonic()
         submit = client.post("/api/jobs", json=TINY_JOB)
@@ -52,7 +50,7 @@ def test_a_submission_with_the_broker_down_answers_201_and_keeps_the_job_in_the_
 
 def test_a_submission_is_published_at_once_and_its_outbox_row_marked_delivered(tmp_path: Path) -> None:
     settings = embedded_settings(tmp_path)
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         job = client.post("/api/jobs", json=TINY_JOB).json()
         exp = client.post(
             "/api/experiments", json={"name": "two", "base": TINY_JOB, "sweep": {"lam": [0.1, 0.2]}}
