@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url, **timeouts)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     # Used only on the event loop (one request at a time), for the job list's change counter.
-    app.state.version_engine = make_engine(settings.database_url, pool_size=1, **timeouts)
+    # No pre-ping here (a round trip per request): list_jobs retries a dropped connection once.
+    app.state.version_engine = make_engine(settings.database_url, pool_size=1, pre_ping=False, **timeouts)
     app.state.queue = JobQueue(settings)
     # Caches belong to the app: two apps in one process (tests, embedding) never share them.
     app.state.job_pages = RenderedPages(size=settings.page_cache_entries, max_bytes=settings.page_cache_bytes)

@@ -165,6 +165,7 @@ def store_jobs(database_url: str, n: int, owner_id: int | None = None) -> None:
             job.status = ["succeeded", "succeeded", "succeeded", "queued", "running", "failed"][i % 6]
             if job.status != "queued":
                 job.started_at, job.attempts, job.worker_host, job.device = utcnow(), 1, "bench:1", "cpu"
+                job.heartbeat_at = job.started_at
             jobs.append(job)
         s.add_all(jobs)
         s.flush()
@@ -256,6 +257,9 @@ def main() -> None:
             queue=queue,
             artifact_dir=f"{tmp}/artifacts",
             max_queued_jobs_per_user="1000000",  # the submission run queues thousands
+            # The seeded running jobs have no live worker: the reconciler must not take them back.
+            heartbeat_timeout="86400",
+            reconcile_every=os.environ.get("BENCH_RECONCILE_EVERY", "5"),
         )
         print(
             f"API: {args.api_workers} uvicorn worker(s) on Postgres, {args.jobs} jobs stored; "

@@ -10,12 +10,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(
-    url: str, pool_size: int = 10, connect_timeout: int = 5, statement_timeout_ms: int = 30000
+    url: str,
+    pool_size: int = 10,
+    connect_timeout: int = 5,
+    statement_timeout_ms: int = 30000,
+    pre_ping: bool = True,
 ) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so API and worker can share it.
 
     Postgres connections are checked before use (``pool_pre_ping``: a restarted server or a killed
     backend costs one reconnect, not a failed job), and opening one and every statement time out.
+    ``pre_ping=False`` is for a caller that retries a disconnect itself and cannot afford the extra
+    round trip per checkout (the job list's version read, once per request).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -34,7 +40,7 @@ def make_engine(
             pool_size=pool_size,
             max_overflow=2 * pool_size,
             pool_recycle=1800,
-            pool_pre_ping=True,
+            pool_pre_ping=pre_ping,
             pool_timeout=10,
             connect_args=connect_args,
         )

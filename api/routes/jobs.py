@@ -13,6 +13,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import can_see, owned, require_user
@@ -186,13 +188,25 @@ async def list_jobs(
     # The one-row version read runs right here on the event loop, on a connection of its own that
     # nothing else uses, so it never waits for the pool; a thread hop would cost more than the query.
     # Read before rendering: a change committed meanwhile can only make the page look stale.
-    with request.app.state.version_engine.connect() as conn:
-        version = jobs_version(conn)
+    version = read_version(request.app.state.version_engine)
     pages: RenderedPages = request.app.state.job_pages
     body = pages.get(key, version)
     if body is None:
         body = await pages.render_once(request.app.state.sessionmaker, key, version)
     return Response(body, media_type="application/json")
+
+
+def read_version(engine: Engine) -> int:
+    """The jobs' change counter; a connection the server dropped (restart, killed backend) is
+    replaced and the read retried once, since this engine skips the pre-ping."""
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                return jobs_version(conn)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _render_in_thread(sessions: sessionmaker[Session], key: tuple) -> bytes:

@@ -517,3 +517,23 @@ def test_postgres_down_for_seconds_mid_job_the_worker_keeps_training_and_catches
     assert done.attempts == 1
     assert epochs_of(sessions, job_id) == [1, 2, 3, 4, 5, 6]
     assert "not written yet" in (tmp_path / "worker.log").read_text()  # it trained on, buffering
+
+
+def test_the_job_list_version_read_survives_a_killed_connection_without_a_pre_ping(db) -> None:
+    from api.routes.jobs import read_version
+
+    url, _sessions = db
+    engine = make_engine(url, pool_size=1, pre_ping=False)
+    try:
+        first = read_version(engine)  # the pool now holds one open connection
+        name = engine.url.database
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()[0]
+        assert killed >= 1
+        assert read_version(engine) == first  # the dead connection was replaced, the read retried
+    finally:
+        engine.dispose()
