@@ -78,6 +78,16 @@ def db(make_postgres_db) -> Iterator[tuple[str, object]]:
     engine.dispose()
 
 
+def kill_connections(database: str) -> int:
+    """``pg_terminate_backend`` every connection to ``database``; returns how many were killed."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()[0]
+
+
 def job_row(sessions, job_id: int) -> Job:
     with sessions() as s:
         return s.get(Job, job_id)
@@ -277,13 +287,7 @@ def test_postgres_connections_killed_while_the_worker_idles_and_a_lost_message(
             assert publish_now(s, queue, [s.get(Job, first)]) == [first]
         assert wait_job(sessions, first, {"succeeded", "failed"}, 120, log).status == "succeeded"
         time.sleep(1.0)  # the worker is idle, its pooled connections open
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            killed = conn.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            ).fetchone()[0]
-        assert killed >= 1
+        assert kill_connections(name) >= 1
         second = submit(sessions, QUICK)
         with sessions() as s:
             assert publish_now(s, queue, [s.get(Job, second)]) == [second]
@@ -527,13 +531,7 @@ def test_the_job_list_version_read_survives_a_killed_connection_without_a_pre_pi
     try:
         first = read_version(engine)  # the pool now holds one open connection
         name = engine.url.database
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            killed = conn.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            ).fetchone()[0]
-        assert killed >= 1
+        assert kill_connections(name) >= 1
         assert read_version(engine) == first  # the dead connection was replaced, the read retried
     finally:
         engine.dispose()
