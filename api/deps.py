@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, Request, params
 from sqlalchemy.orm import Session
 
-from api.auth import require_json_body, require_user
+from api.auth import require_user
 from api.queue import JobQueue
 from store.settings import Settings
 
-#: Dependencies of every ``/api`` route (``api.main`` includes the routers with them): the
-#: Bearer-token check (401), then the JSON-body check of state-changing requests (415), so that no
-#: route can be added without them. Routes that need the user depend on ``require_user`` again
-#: (FastAPI runs it once per request).
-API_DEPENDENCIES: list[params.Depends] = [Depends(require_user), Depends(require_json_body)]
+#: Dependencies of every ``/api`` route (``api.main`` includes the routers with them): the user that
+#: ``api.auth.Authenticate`` (a middleware: 401 without a valid token, 415 for a non-JSON body)
+#: found, so that no route can be added without it, and the Bearer scheme in OpenAPI. Routes that
+#: need the user depend on ``require_user`` again (FastAPI runs it once per request).
+API_DEPENDENCIES: list[params.Depends] = [Depends(require_user)]
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api.auth import TokenCache
+from api.auth import Authenticate, TokenCache
 from api.deps import API_DEPENDENCIES
 from api.docs import add_offline_docs
 from api.errors import error_responses, validation_error_handler
@@ -82,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # 422s name the field without echoing megabytes of input; bodies are bounded before routing.
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    # Before the body is read or checked: an /api request without a valid token gets 401 at once.
+    app.add_middleware(Authenticate, fastapi_app=app)
     if settings.cors_origins:  # none by default: a foreign page gets no CORS headers at all
         app.add_middleware(
             CORSMiddleware,
