@@ -40,14 +40,28 @@ def shutting_down() -> bool:
     return worker_state.should_stop is not None or worker_state.should_terminate not in (None, False)
 
 
+def _publish_options() -> dict:
+    """Transport options of a publish: with socket timeouts on Redis, so that a hung broker fails the
+    publish after ``publish_timeout`` instead of blocking the reconciler thread (the consumer's own
+    connection keeps the worker's defaults)."""
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return {}
+    return {"socket_timeout": settings.publish_timeout, "socket_connect_timeout": settings.publish_timeout}
+
+
 def publish(job_id: int) -> None:
-    """Send one job id to the queue (bounded retries: a down broker fails fast, the outbox keeps it)."""
-    run_job_task.apply_async(
-        args=[job_id],
-        queue=settings.queue,
-        retry=True,
-        retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
-    )
+    """Send one job id to the queue (bounded retries and timeouts: a down or hung broker fails fast,
+    the outbox keeps it)."""
+    with app.connection_for_write(
+        transport_options=_publish_options(), connect_timeout=settings.publish_timeout
+    ) as conn:
+        run_job_task.apply_async(
+            args=[job_id],
+            queue=settings.queue,
+            connection=conn,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        )
 
 
 def _deliver_now(_job_id: int) -> None:

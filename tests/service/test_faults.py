@@ -436,6 +436,8 @@ class TcpProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.is_down = False
+        self.flowing = threading.Event()  # cleared by hang(): bytes are held, not forwarded
+        self.flowing.set()
         self.conns: list = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -463,10 +465,10 @@ class TcpProxy:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src, dst) -> None:  # noqa: ANN001
+    def _pump(self, src, dst) -> None:  # noqa: ANN001
         try:
             while data := src.recv(65536):
+                self.flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -491,7 +493,16 @@ class TcpProxy:
     def up(self) -> None:
         self.is_down = False
 
+    def hang(self) -> None:
+        """Keep accepting connections but forward nothing (a hung peer): bytes wait in the proxy."""
+        self.flowing.clear()
+
+    def forward(self) -> None:
+        """Forward again, the held bytes first."""
+        self.flowing.set()
+
     def close(self) -> None:
+        self.flowing.set()
         self.down()
         self.listener.close()
 
@@ -535,3 +546,138 @@ def test_the_job_list_version_read_survives_a_killed_connection_without_a_pre_pi
         assert read_version(engine) == first  # the dead connection was replaced, the read retried
     finally:
         engine.dispose()
+
+
+# --- the broker lost or hung, the API killed before it published ---------------------------------
+
+
+def test_redis_restarted_without_persistence_with_jobs_queued_and_running(
+    db, private_redis, tmp_path: Path
+) -> None:
+    """Redis SIGKILLed and started empty on the same port while one job runs and two wait in the
+    queue: the reconciler delivers the two lost messages again, the running job finishes."""
+    from store.reconciler import live_job_ids
+
+    url, sessions = db
+    broker_url, start_redis = private_redis
+    redis_proc = start_redis()
+    env = env_for(url, broker_url, "proxns-faults", tmp_path / "artifacts")
+    broker = Settings(broker_url=broker_url, queue="proxns-faults", publish_timeout=1)
+    log = tmp_path / "worker.log"
+    ids = [submit(sessions, {**QUICK, "epochs": 2, "train_subset": 1024}) for _ in range(3)]
+    worker = start_worker(env, log)
+    try:
+
+        def one_running_two_waiting() -> int | None:
+            running = [j for j in ids if job_row(sessions, j).status == "running"]
+            if len(running) != 1 or job_row(sessions, running[0]).epochs_done >= 2:
+                return None
+            waiting = set(ids) - set(running)
+            return running[0] if waiting <= (live_job_ids(broker) or set()) else None
+
+        running = wait_for(one_running_two_waiting, 120, 0.05, "one job running, two waiting in Redis")
+        redis_proc.send_signal(signal.SIGKILL)
+        redis_proc.wait(timeout=10)
+        start_redis()  # the same port, empty: the two waiting messages (and the unacked one) are gone
+        assert live_job_ids(broker) == set()
+        done = [wait_job(sessions, j, {"succeeded", "failed", "cancelled"}, 120, log) for j in ids]
+    finally:
+        stop_process(worker)
+    for job in done:
+        assert job.status == "succeeded", (job.id, job.error)
+        assert job.attempts == 1, job.id  # the running one kept its worker; the others ran once
+        assert epochs_of(sessions, job.id) == [1, 2]
+    text = log.read_text()
+    assert "had no message in the broker" in text
+    assert f"job {running} lost its worker" not in text
+
+
+def test_broker_hanging_during_submissions_answers_201_in_time_and_delivers_once_it_forwards(
+    db, private_redis, tmp_path: Path
+) -> None:
+    """A broker that accepts connections and answers nothing (a proxy that holds every byte):
+    each submission still gets its 201 within the publish timeout and a margin, /healthz answers,
+    and once the proxy forwards again every job is delivered and succeeds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, sessions = db
+    broker_url, start_redis = private_redis
+    start_redis()
+    proxy = TcpProxy(("127.0.0.1", int(broker_url.rsplit(":", 1)[1].split("/")[0])))
+    env = env_for(url, f"redis://127.0.0.1:{proxy.port}/0", "proxns-faults", tmp_path / "artifacts")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    api = start_api(env, port, tmp_path / "api.log")
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log)
+    try:
+        wait_healthy(base, api)
+        wait_for(lambda: " ready." in log.read_text(), 90, 0.2, "the worker to be ready")
+        proxy.hang()
+        with httpx.Client(base_url=base, timeout=30) as client:
+            authorize(client, url)
+
+            def post() -> tuple[httpx.Response, float]:
+                t0 = time.monotonic()
+                response = client.post("/api/jobs", json=QUICK)
+                return response, time.monotonic() - t0
+
+            timed = [post() for _ in range(2)]  # one after the other
+            with ThreadPoolExecutor(4) as pool:  # and several at once
+                timed += list(pool.map(lambda _: post(), range(4)))
+            assert [r.status_code for r, _ in timed] == [201] * 6, timed[0][0].text
+            slowest = max(took for _, took in timed)
+            assert slowest < 5, f"a submission took {slowest:.1f} s with the broker hanging"
+            t0 = time.monotonic()
+            health = client.get("/healthz")
+            health_took = time.monotonic() - t0
+            print(f"submissions {[round(took, 2) for _, took in timed]} s, /healthz {health_took:.2f} s")
+            assert health_took < 8 and health.status_code in (200, 503)
+            ids = sorted(r.json()["id"] for r, _ in timed)
+            assert all(client.get(f"/api/jobs/{j}").json()["status"] == "queued" for j in ids)
+        with sessions() as s:
+            pending = s.execute(select(Outbox.job_id).where(Outbox.delivered_at.is_(None))).scalars()
+            assert sorted(pending) == ids  # nothing got through, nothing lost: all wait in the outbox
+        # The worker's reconciler too gives up on a hung publish (a timeout) instead of blocking.
+        wait_for(lambda: "not delivered yet" in log.read_text(), 30, 0.2, "the worker's publish to time out")
+
+        proxy.forward()
+        done = [wait_job(sessions, j, {"succeeded", "failed", "cancelled"}, 120, log) for j in ids]
+    finally:
+        stop_process(worker)
+        stop_process(api)
+        proxy.close()
+    for job in done:
+        assert job.status == "succeeded", (job.id, job.error)
+        assert job.attempts == 1
+        assert epochs_of(sessions, job.id) == [1]
+
+
+def test_api_killed_between_commit_and_enqueue_the_outbox_delivers_the_jobs(
+    db, redis_url: str, redis_queue: str, tmp_path: Path
+) -> None:
+    """What a killed API leaves behind: jobs and their outbox rows committed, nothing published. A
+    worker's reconciler delivers them."""
+    from store.reconciler import live_job_ids
+
+    url, sessions = db
+    with sessions() as s:  # the API's transaction, then the process dies before it publishes
+        ids = [job.id for job in create_jobs(s, [TrainConfig(**QUICK) for _ in range(3)])]
+    with sessions() as s:
+        pending = s.execute(select(Outbox.job_id).where(Outbox.delivered_at.is_(None))).scalars()
+        assert sorted(pending) == sorted(ids)
+    assert live_job_ids(Settings(broker_url=redis_url, queue=redis_queue)) == set()
+    assert {job_row(sessions, j).status for j in ids} == {"queued"}
+
+    log = tmp_path / "worker.log"
+    worker = start_worker(env_for(url, redis_url, redis_queue, tmp_path / "artifacts"), log)
+    try:
+        done = [wait_job(sessions, j, {"succeeded", "failed", "cancelled"}, 120, log) for j in ids]
+    finally:
+        stop_process(worker)
+    for job in done:
+        assert job.status == "succeeded", (job.id, job.error)
+        assert job.attempts == 1
+        assert epochs_of(sessions, job.id) == [1]
+    with sessions() as s:
+        assert s.execute(select(Outbox.job_id).where(Outbox.delivered_at.is_(None))).first() is None
