@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -263,18 +263,16 @@ def check_queue_room(db: Session, settings: Settings, new_jobs: int, owner_id: i
 
     Soft bounds: two requests racing can both pass.
     """
-    if owner_id is not None:
-        mine = (
-            db.scalar(select(func.count(Job.id)).where(Job.status == "queued", Job.owner_id == owner_id)) or 0
+    # Both counts in one query: this runs on every submission.
+    mine_count = func.count(Job.id).filter(Job.owner_id == owner_id) if owner_id is not None else literal(0)
+    queued, mine = db.execute(select(func.count(Job.id), mine_count).where(Job.status == "queued")).one()
+    if owner_id is not None and mine + new_jobs > settings.max_queued_jobs_per_user:
+        raise HTTPException(
+            429,
+            f"you have {mine} jobs queued and this request adds {new_jobs}; this server queues at most "
+            f"{settings.max_queued_jobs_per_user} per user (setting "
+            f"{setting_name('max_queued_jobs_per_user')}); wait for some to start or cancel some",
         )
-        if mine + new_jobs > settings.max_queued_jobs_per_user:
-            raise HTTPException(
-                429,
-                f"you have {mine} jobs queued and this request adds {new_jobs}; this server queues at most "
-                f"{settings.max_queued_jobs_per_user} per user (setting "
-                f"{setting_name('max_queued_jobs_per_user')}); wait for some to start or cancel some",
-            )
-    queued = db.scalar(select(func.count(Job.id)).where(Job.status == "queued")) or 0
     if queued + new_jobs > settings.max_queued_jobs:
         raise HTTPException(
             429,

@@ -10,7 +10,7 @@ commits and then bumps the jobs' change counter.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -360,15 +360,16 @@ def mark_failed_publish(session: Session, outbox_id: int, error: str, retry_in: 
     )
 
 
-def redeliver_lost_messages(session: Session, live_job_ids: set[int] | None, grace: timedelta) -> list[int]:
+def redeliver_lost_messages(
+    session: Session, live_job_ids: Callable[[], set[int] | None], grace: timedelta
+) -> list[int]:
     """Queued jobs with no live message in the broker get a new outbox row; returns their ids.
 
     A job counts as lost when it is queued, older than ``grace``, has no pending outbox row, no row
     delivered within ``grace`` (a worker may be between taking its message and claiming the job),
-    and its id is not in ``live_job_ids`` (None: the broker could not be read, nothing is done).
+    and its id is not among ``live_job_ids()`` (None: the broker could not be read, nothing is
+    done). The broker is read only when there is such a candidate.
     """
-    if live_job_ids is None:
-        return []
     cutoff = utcnow() - grace
     recent = (
         select(Outbox.id)
@@ -381,10 +382,14 @@ def redeliver_lost_messages(session: Session, live_job_ids: set[int] | None, gra
     candidates = session.execute(
         select(Job.id).where(Job.status == "queued", Job.created_at < cutoff, ~recent)
     ).scalars()
-    lost = [j for j in candidates if j not in live_job_ids]
+    candidates = list(candidates)
+    live = live_job_ids() if candidates else None
+    if live is None:
+        return []
+    lost = [j for j in candidates if j not in live]
     if lost:
         add_outbox(session, lost)
-    commit_jobs(session)
+        commit_jobs(session)  # only on a change: every bump makes each API process re-render its pages
     return lost
 
 
@@ -428,5 +433,6 @@ def take_back_lost_jobs(
                 requeued.append(row.id)
             else:
                 ended.append(row.id)
-    commit_jobs(session)
+    if requeued or ended:
+        commit_jobs(session)
     return requeued, ended

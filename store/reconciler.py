@@ -144,9 +144,10 @@ def reconcile_once(
         )
     for job_id in ended:
         log.warning("job %s lost its worker and ended (tries used up or cancel requested)", job_id)
-    live = live_job_ids(settings)
     with sessions() as s:
-        redelivered = redeliver_lost_messages(s, live, timedelta(seconds=settings.redeliver_grace))
+        redelivered = redeliver_lost_messages(
+            s, lambda: live_job_ids(settings), timedelta(seconds=settings.redeliver_grace)
+        )
     if redelivered:
         log.warning("queued jobs %s had no message in the broker: delivering them again", redelivered)
     dispatch_outbox(sessions, publish)

@@ -111,11 +111,13 @@ class JobCallbacks(Callbacks):
         self._t0 = time.monotonic()
         self._first_step: int | None = None
         self.step, self.total_steps = 0, 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the buffer only, never held during database I/O
+        self._writing = threading.Lock()  # one flush at a time
         self._pending: list[EpochMetrics] = []
         self._truncate_after: int | None = None
         self._cancelled = threading.Event()
         self._done = threading.Event()
+        self._wake = threading.Event()  # rows to write: the heartbeat thread writes them at once
         self._thread = threading.Thread(target=self._beat, name=f"proxns-heartbeat-{job_id}", daemon=True)
 
     # --- called by fit, on the training thread -------------------------------------------------
@@ -138,12 +140,14 @@ class JobCallbacks(Callbacks):
         with self._lock:
             self._pending = list(history)
             self._truncate_after = len(history)
-        self.flush()
+        self._wake.set()
 
     def on_epoch_end(self, m: EpochMetrics) -> None:
+        # The training thread only buffers: the heartbeat thread writes the row (at once, or when
+        # the database is back), so a slow or absent database never holds training up.
         with self._lock:
             self._pending.append(m)
-        self.flush()  # one try: if the database is away the heartbeat thread writes it later
+        self._wake.set()
         log.info(
             "job %s epoch %s/%s test_acc %.4f zero_fraction %.3f",
             self.job_id,
@@ -165,8 +169,9 @@ class JobCallbacks(Callbacks):
     # --- the store side -------------------------------------------------------------------------
     def flush(self) -> bool:
         """Write buffered epoch rows (one try); True when nothing is left to write."""
-        with self._lock:
-            rows, truncate = list(self._pending), self._truncate_after
+        with self._writing:
+            with self._lock:
+                rows, truncate = list(self._pending), self._truncate_after
             if not rows and truncate is None:
                 return True
             try:
@@ -175,8 +180,9 @@ class JobCallbacks(Callbacks):
             except Exception as exc:  # noqa: BLE001 - kept for the next try
                 log.warning("job %s: %d epoch row(s) not written yet (%s)", self.job_id, len(rows), exc)
                 return False
-            self._pending, self._truncate_after = self._pending[len(rows) :], None
-            return not self._pending
+            with self._lock:
+                self._pending, self._truncate_after = self._pending[len(rows) :], None
+                return not self._pending
 
     def flush_or_raise(self) -> None:
         def once() -> None:
@@ -198,7 +204,11 @@ class JobCallbacks(Callbacks):
         self.flush()
 
     def _beat(self) -> None:
-        while not self._done.wait(self.heartbeat_every):
+        while True:
+            self._wake.wait(self.heartbeat_every)
+            self._wake.clear()
+            if self._done.is_set():
+                return
             self.beat()
 
     def start(self) -> None:
@@ -206,6 +216,7 @@ class JobCallbacks(Callbacks):
 
     def stop(self) -> None:
         self._done.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(30)
 

@@ -130,34 +130,41 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     driver.quit()
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+def wait_serving(
+    check: Callable[[], Any], proc: subprocess.Popen, log: Path, what: str, timeout: float
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the log if serve exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"`proxns serve` exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"`proxns serve` did not {what} in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    def healthy() -> bool:
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"`proxns serve` did not become healthy in {timeout} s:\n{log.read_text()[-3000:]}")
+            return False
+
+    wait_serving(healthy, proc, log, "become healthy", timeout)
 
 
 def wait_for_admin_token(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 90) -> str:
     """The admin token `proxns serve` writes on first start (``var/admin-token``), once it is there."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"`proxns serve` exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+
+    def token() -> str:
         try:
-            token = path.read_text().strip()
+            return path.read_text().strip()
         except FileNotFoundError:
-            token = ""
-        if token:
-            return token
-        time.sleep(0.2)
-    pytest.fail(f"`proxns serve` wrote no admin token to {path} in {timeout} s:\n{log.read_text()[-3000:]}")
+            return ""
+
+    return wait_serving(token, proc, log, f"write an admin token to {path}", timeout)
 
 
 @pytest.fixture(scope="session")
