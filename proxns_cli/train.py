@@ -27,6 +27,9 @@ OUTPUT_FILES = (*RUN_FILES, CHECKPOINT_PARTIAL, *(f.file for f in ARTIFACT_FORMA
 
 
 def _is_bool(annotation) -> bool:
+    """``bool`` and ``bool | None`` (unset: the config's default, e.g. channels-last on CUDA only)."""
+    if isinstance(annotation, types.UnionType):
+        return set(typing.get_args(annotation)) == {bool, type(None)}
     return annotation is bool
 
 

@@ -151,17 +151,31 @@ def _synthetic(n_train: int, n_test: int, num_classes: int = 10, seed: int = 123
 
 
 def normalize(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - m) / s
+    # Python scalars per channel, not a host tensor copied to the device at every call (a sync on CUDA).
+    m = x.new_tensor(mean) if x.device.type == "cpu" else _device_constant(mean, x)
+    s = x.new_tensor(std) if x.device.type == "cpu" else _device_constant(std, x)
+    return (x - m.view(1, 3, 1, 1)) / s.view(1, 3, 1, 1)
+
+
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def _device_constant(values: tuple, like: torch.Tensor) -> torch.Tensor:
+    """``values`` as a tensor on ``like``'s device, copied there once and kept."""
+    key = (tuple(values), like.device, like.dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, dtype=like.dtype).to(like.device)
+    return _CONSTANTS[key]
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, flip: bool, pad: int = 4) -> torch.Tensor:
     """Zero-pad by ``pad``, random crop back to size, random horizontal flip — per image, batched."""
     b, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    # Drawn on the generator's device (the training device's own generator on CUDA): a host-drawn
+    # tensor copied to the card at every step would synchronise the host with it.
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=generator.device).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=generator.device).to(x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1)
     cols = (dx[:, None] + torch.arange(w, device=x.device)).view(b, 1, 1, w)
     out = padded[
@@ -171,15 +185,21 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, flip: bool, pad: 
         cols,
     ]
     if flip:
-        mirror = (torch.rand(b, generator=generator) < 0.5).to(x.device).view(b, 1, 1, 1)
+        mirror = (
+            (torch.rand(b, generator=generator, device=generator.device) < 0.5).to(x.device).view(b, 1, 1, 1)
+        )
         out = torch.where(mirror, out.flip(3), out)
     return out
 
 
 def train_batches(data: TensorData, batch_size: int, generator: torch.Generator) -> Iterator[tuple]:
-    """One epoch of shuffled, augmented, normalised training batches."""
+    """One epoch of shuffled, augmented, normalised training batches.
+
+    Nothing here waits for the device: the order and the augmentation are drawn with ``generator``
+    on its own device (pass a CUDA generator when the data lives on a card).
+    """
     n = len(data.y_train)
-    perm = torch.randperm(n, generator=generator).to(data.x_train.device)
+    perm = torch.randperm(n, generator=generator, device=generator.device).to(data.x_train.device)
     for i in range(0, n, batch_size):
         idx = perm[i : i + batch_size]
         x = data.x_train[idx]

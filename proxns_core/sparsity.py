@@ -35,8 +35,13 @@ class SparsityMethod:
     def after_backward(self) -> None:
         """Called after ``loss.backward()``, before the optimizer step."""
 
-    def after_step(self, lr: float) -> None:
-        """Called after every optimizer step with the learning rate that step used."""
+    def after_step(self, lr: float, skipped: torch.Tensor | None = None) -> None:
+        """Called after every optimizer step with the learning rate that step used.
+
+        ``skipped`` (fp16 only): a 0-dim device tensor, true where the grad scaler skipped the step
+        (gradients overflowed); the method must then leave its state as it was, without reading it
+        on the host.
+        """
 
     @torch.no_grad()
     def sparse_vector(self) -> torch.Tensor:
@@ -102,11 +107,16 @@ class ProximalNS(SparsityMethod):
         self._sizes = [g.numel() for g in self.gammas]
 
     @torch.no_grad()
-    def after_step(self, lr: float) -> None:
+    def after_step(self, lr: float, skipped: torch.Tensor | None = None) -> None:
+        # γ and ξ are fp32 whatever the autocast precision: the master γ are the fp32 parameters.
         alpha, beta = 1.0 / lr, self.beta
         gamma_tilde = torch.cat([g.reshape(-1) for g in self.gammas])
         gamma = (alpha * gamma_tilde + beta * self.xi) / (alpha + beta)
-        self.xi = soft_threshold((alpha * self.xi + beta * gamma) / (alpha + beta), self.lam / (alpha + beta))
+        xi = soft_threshold((alpha * self.xi + beta * gamma) / (alpha + beta), self.lam / (alpha + beta))
+        if skipped is not None:  # a skipped step moves neither γ nor ξ; decided on the device
+            gamma = torch.where(skipped, gamma_tilde, gamma)
+            xi = torch.where(skipped, self.xi, xi)
+        self.xi = xi
         torch._foreach_copy_(self.gammas, list(gamma.split(self._sizes)))
 
     @torch.no_grad()

@@ -32,6 +32,7 @@ Method = Literal["baseline", "ns", "proxns"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Phase = Literal["train", "finetune"]
 ArtifactFormatName = Literal["safetensors", "json", "pt2", "torchscript", "onnx"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 DATASETS: tuple[str, ...] = Dataset.__args__
 ARCHS: tuple[str, ...] = Arch.__args__
@@ -40,6 +41,7 @@ JOB_STATUSES: tuple[str, ...] = JobStatus.__args__
 #: Statuses a job never leaves.
 FINISHED_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 PHASES: tuple[str, ...] = Phase.__args__
+PRECISIONS: tuple[str, ...] = Precision.__args__
 
 #: Most epochs a config may ask for (training and fine-tuning each).
 MAX_EPOCHS = 1000
@@ -237,6 +239,11 @@ def dataset_status(name: str, data_root: str | None = None) -> tuple[bool, str]:
 # ASCII digits only (``\d`` also matches other scripts' digits) and matched with fullmatch: ``$``
 # would accept a trailing newline.
 _DEVICE_RE = re.compile(r"auto|cpu|cuda|cuda:[0-9]{1,4}")
+#: The rule for fp16, which needs a grad scaler and a CUDA device.
+PRECISION_RULE = (
+    "precision 'fp16' needs a CUDA device (fp16 autocast with a grad scaler runs on CUDA only): "
+    "use device cuda or auto, or precision fp32 or bf16 on cpu"
+)
 #: Longest ``data_root`` a config may name (a path; Linux's PATH_MAX).
 MAX_PATH_LENGTH = 4096
 
@@ -315,6 +322,20 @@ class TrainConfig(BaseModel):
     )
     seed: Int = Field(0, ge=0, le=2**31 - 1)
     device: Text = Field("auto", max_length=16, description="auto, cpu, cuda or cuda:N.")
+    precision: Precision = Field(
+        "auto",
+        description="Arithmetic of the forward and backward passes: auto (bf16 autocast on CUDA cards that "
+        "support it, else fp32), fp32, bf16 (autocast), fp16 (autocast with a grad scaler; CUDA only). "
+        "The proxns and NS updates always run in fp32 on the fp32 master γ, so ξ's zeros stay exact.",
+    )
+    channels_last: bool | None = Field(
+        None, description="Channels-last memory format for weights and images; default on CUDA, off on cpu."
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the training step (forward and backward); results equal within "
+        "tolerance, the first epoch pays the compilation.",
+    )
     train_subset: Int | None = Field(None, ge=1, description="Use only this many training images.")
     test_subset: Int | None = Field(None, ge=1, description="Use only this many test images.")
 
@@ -347,6 +368,13 @@ class TrainConfig(BaseModel):
         if not _DEVICE_RE.fullmatch(device):
             raise ValueError(f"device {device!r} is not valid: allowed auto, cpu, cuda, cuda:N")
         return device
+
+    @field_validator("precision")
+    @classmethod
+    def _check_precision(cls, precision: str, info: ValidationInfo) -> str:
+        if precision == "fp16" and info.data.get("device") == "cpu":
+            raise ValueError(PRECISION_RULE)
+        return precision
 
     @field_validator("lr_milestones")
     @classmethod
@@ -398,6 +426,22 @@ class LayerChannels(BaseModel):
     kept: int = Field(ge=0, description="Channels the slim network keeps.")
 
 
+class Latency(BaseModel):
+    """Latency of one network's inference form at one batch size: median and spread of ``repeats`` timings,
+    taken alternately with the other network after warm-up."""
+
+    network: Literal["full", "slim"] = Field(description="Which network was timed.")
+    batch_size: int = Field(ge=1, description="Images per forward pass.")
+    median_ms: float = Field(ge=0, description="Median of the timings (ms).")
+    q1_ms: float = Field(ge=0, description="First quartile of the timings (ms).")
+    q3_ms: float = Field(ge=0, description="Third quartile of the timings (ms).")
+    min_ms: float = Field(ge=0, description="Fastest timing (ms).")
+    repeats: int = Field(ge=1, description="Timings taken.")
+    timer: Literal["cuda_events", "perf_counter"] = Field(
+        description="CUDA events on a GPU (device time), the host's perf_counter on the CPU."
+    )
+
+
 class Result(BaseModel):
     """What a finished run measured: the full network against its slimmed form."""
 
@@ -422,7 +466,8 @@ class Result(BaseModel):
         json_schema_extra=INT64,
     )
     latency_full_ms: float = Field(
-        description="Median latency (ms) of one image through the full network's inference form."
+        description="Median latency (ms) of one image through the full network's inference form "
+        "(see ``latency`` for the spread and batch 64)."
     )
     latency_slim_ms: float = Field(
         description="Median latency (ms) of one image through the slim network's inference form."
@@ -434,6 +479,18 @@ class Result(BaseModel):
     )
     device: str | None = Field(
         None, max_length=64, description="Device the run trained and was timed on (cpu, cuda:0, ...)."
+    )
+    device_name: str | None = Field(
+        None, max_length=200, description="The card's name (NVIDIA H100 80GB HBM3, ...) or the CPU's model."
+    )
+    precision: str | None = Field(
+        None, max_length=8, description="Precision the run trained in, ``auto`` resolved (fp32, bf16, fp16)."
+    )
+    channels_last: bool | None = Field(None, description="Whether the run trained channels-last.")
+    latency: list[Latency] = Field(
+        default_factory=list,
+        description="Median and spread of the latency of both networks' inference forms at batch 1 and 64; "
+        "latency_full_ms and latency_slim_ms are its batch-1 medians.",
     )
 
 
@@ -469,6 +526,8 @@ def contract() -> dict[str, Any]:
             for arch in ARCHS
         ],
         "methods": list(METHODS),
+        "precisions": list(PRECISIONS),
+        "precision_rule": PRECISION_RULE,
         "method_fields": {m: list(f) for m, f in METHOD_FIELDS.items()},
         "statuses": list(JOB_STATUSES),
         "finished_statuses": list(FINISHED_STATUSES),

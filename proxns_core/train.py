@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -14,7 +15,7 @@ from torch import nn
 
 from .data import TensorData, load_dataset, normalize, steps_per_epoch, test_batches, train_batches
 from .inference import freeze_for_inference
-from .measure import count_flops, count_params, measure_latency_ms
+from .measure import count_flops, count_params, device_name, measure_latencies
 from .models import build_model
 from .slim import PrunePlan, apply_mask, round_plan, slim_model
 from .sparsity import SparsityMethod, make_sparsity
@@ -89,6 +90,27 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → bf16 on CUDA cards that support it, else fp32; a precision the device lacks is an error."""
+    cuda = device.type == "cuda"
+    if precision == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
+    if precision == "fp16" and not cuda:
+        raise DeviceUnavailableError(
+            f"precision 'fp16' needs a CUDA device and this run resolved to {device}: fp16 autocast with a "
+            "grad scaler runs on CUDA only; use precision fp32 or bf16 here"
+        )
+    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise DeviceUnavailableError(
+            f"precision 'bf16' needs a card with bf16 arithmetic; {torch.cuda.get_device_name(device)} has "
+            "none: use fp16 or fp32"
+        )
+    return precision
+
+
 def _finite(value: float) -> float | None:
     """NaN and infinities (a diverged run) become None: JSON clients cannot read them."""
     return value if math.isfinite(value) else None
@@ -135,48 +157,102 @@ class _Trainer:
         self.config = config
         self.cb = callbacks
         self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        cuda = self.device.type == "cuda"
+        self.channels_last = cuda if config.channels_last is None else config.channels_last
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)
-        self.generator = torch.Generator().manual_seed(config.seed)  # data order, augmentation, ξ init
+        self.generator = torch.Generator().manual_seed(config.seed)  # ξ init; on the CPU, data too
+        # Data order and augmentation are drawn on the training device, so that no step waits for a
+        # host-drawn tensor (on the CPU this is the same generator, as before).
+        self.data_generator = (
+            torch.Generator(self.device).manual_seed(config.seed) if cuda else self.generator
+        )
         self.data = load_dataset(
             config.dataset, config.data_root, config.download, config.train_subset, config.test_subset
         ).to(self.device)
         self.steps_per_epoch = steps_per_epoch(self.data, config.batch_size)
         self.total_steps = self.steps_per_epoch * (config.epochs + config.finetune_epochs)
         self.model = build_model(config.arch, config.depth, self.data.num_classes, width=config.width).to(
-            self.device
+            self.device, memory_format=self.memory_format
         )
         self.sparsity = make_sparsity(config)
         self.sparsity.attach(self.model, self.generator)
         self.optimizer, self.scheduler = self._optimizer(self.model)
+        # fp16 needs loss scaling; the fused SGD step reads the scaler's overflow flag on the device.
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.history: list[EpochMetrics] = []
         self.checkpoint = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
         self.step = 0
+        self._compiled: dict[int, nn.Module] = {}
 
     def _optimizer(self, model: nn.Module, milestones: list[int] | None = None):
         c = self.config
-        opt = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        # On CUDA the fused SGD kernel: one launch per step, and with a grad scaler no host sync.
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        opt = torch.optim.SGD(
+            model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, **fused
+        )
         ms = c.lr_milestones if milestones is None else milestones
         return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=ms, gamma=0.1)
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward pass's precision: autocast to bf16/fp16, or nothing for fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+    def train_module(self, model: nn.Module) -> nn.Module:
+        """``model``, or its ``torch.compile`` form (made once per network) when the config asks."""
+        if not self.config.compile:
+            return model
+        if id(model) not in self._compiled:
+            self._compiled[id(model)] = torch.compile(model)
+        return self._compiled[id(model)]
+
     def run_epoch(self, model: nn.Module, optimizer, sparsity: SparsityMethod) -> float:
-        """One pass over the training data; returns the mean training loss."""
+        """One pass over the training data; returns the mean training loss (read once, at the end)."""
+        total, count = self.run_steps(model, optimizer, sparsity)
+        return float(total) / count
+
+    def run_steps(self, model: nn.Module, optimizer, sparsity: SparsityMethod) -> tuple[torch.Tensor, int]:
+        """One pass over the training data; returns the summed loss (a device tensor) and the images.
+
+        The loop never waits for the device: the loss is summed on the device, data and augmentation
+        are drawn there, the callbacks get host integers, and ``should_stop`` reads a flag another
+        thread sets (tests/core/test_gpu.py runs it under ``torch.cuda.set_sync_debug_mode("error")``).
+        """
         model.train()
+        net = self.train_module(model)
         lr = optimizer.param_groups[0]["lr"]
         total, count = torch.zeros((), device=self.device), 0
-        for x, y in train_batches(self.data, self.config.batch_size, self.generator):
+        scaler = self.scaler
+        for x, y in train_batches(self.data, self.config.batch_size, self.data_generator):
             if self.cb.should_stop():
                 raise TrainingStopped(len(self.history))
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            sparsity.after_backward()
-            optimizer.step()
-            sparsity.after_step(lr)
-            total += loss.detach() * len(y)
+            with self.autocast():
+                loss = F.cross_entropy(net(x), y)
+            if scaler is None:
+                loss.backward()
+                sparsity.after_backward()
+                optimizer.step()
+                sparsity.after_step(lr)
+            else:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)  # true gradients for NS's λ·sign(γ)
+                sparsity.after_backward()
+                scaler.step(optimizer)  # fused: skips itself on overflow, no host sync
+                skipped = sum(scaler._found_inf_per_device(optimizer).values()) > 0
+                scaler.update()
+                sparsity.after_step(lr, skipped)
+            total += loss.detach().float() * len(y)
             count += len(y)
             self.step += 1
             self.cb.on_step(self.step, self.total_steps)
-        return float(total) / count
+        return total, count
 
     def record(
         self,
@@ -216,6 +292,8 @@ class _Trainer:
             "scheduler": self.scheduler.state_dict(),
             "sparsity": self.sparsity.state_dict(),
             "generator": self.generator.get_state(),
+            "data_generator": self.data_generator.get_state(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "history": [m.model_dump() for m in self.history],
@@ -241,7 +319,11 @@ class _Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sparsity.load_state_dict(state["sparsity"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
+        if state.get("data_generator") is not None:
+            self.data_generator.set_state(state["data_generator"].cpu())
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -264,6 +346,7 @@ class _Trainer:
     def finetune(self, slim: nn.Module) -> float:
         """Plain SGD on the slimmed network (NS's step 3); returns its final test accuracy."""
         n = self.config.finetune_epochs
+        slim.to(memory_format=self.memory_format)
         optimizer, scheduler = self._optimizer(slim, default_milestones(n))
         plain = SparsityMethod()
         plain.attach(slim)
@@ -282,6 +365,13 @@ class _Trainer:
             recalibrate_bn(slim, self.data, self.config.batch_size)
             acc = evaluate(slim, self.data)[1]
         return acc
+
+
+def _device_label(device: torch.device) -> str:
+    """``cuda:0`` rather than ``cuda``: where the run actually ran."""
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
 
 
 def fit(
@@ -303,10 +393,18 @@ def fit(
         recalibrate_bn(masked, t.data, config.batch_size)
     full.eval()
     acc_full = evaluate(full, t.data)[1]
-    slim = slim_model(masked, plan)
+    # The slim network in the training layout, like the full one (also for timing them alike).
+    slim = slim_model(masked, plan).to(memory_format=t.memory_format)
     acc_slim = evaluate(slim, t.data)[1]
     acc_finetuned = t.finetune(slim) if config.finetune_epochs else None
     slim.eval()
+    # Latency of the inference forms (BN folded, frozen: what is exported as .pt2 and TorchScript),
+    # timed alternately at batch 1 and 64.
+    latency = measure_latencies(
+        {"full": freeze_for_inference(full, INPUT_SIZE), "slim": freeze_for_inference(slim, INPUT_SIZE)},
+        device=t.device,
+    )
+    batch1 = {m.network: m for m in latency if m.batch_size == 1}
     result = Result(
         acc_full=acc_full,
         acc_slim=acc_slim,
@@ -318,16 +416,15 @@ def fit(
         params_slim=count_params(slim),
         flops_full=count_flops(full, INPUT_SIZE),
         flops_slim=count_flops(slim, INPUT_SIZE),
-        # latency of the inference form (BN folded, frozen), the one exported as .pt2 and TorchScript
-        latency_full_ms=measure_latency_ms(
-            freeze_for_inference(full, INPUT_SIZE), 1, INPUT_SIZE, device=t.device
-        ),
-        latency_slim_ms=measure_latency_ms(
-            freeze_for_inference(slim, INPUT_SIZE), 1, INPUT_SIZE, device=t.device
-        ),
+        latency_full_ms=batch1["full"].median_ms,
+        latency_slim_ms=batch1["slim"].median_ms,
+        latency=latency,
         layers=[LayerChannels(**layer) for layer in plan.layers()],
         kept_forced=plan.kept_forced,
-        device=str(t.device),
+        device=_device_label(t.device),
+        device_name=device_name(t.device),
+        precision=t.precision,
+        channels_last=t.channels_last,
     )
     meta = {
         "arch": config.arch,

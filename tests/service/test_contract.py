@@ -75,6 +75,10 @@ def test_openapi_publishes_every_result_and_metric_field_with_type_and_descripti
         "layers": {"array"},
         "kept_forced": {"array"},
         "device": {"string", "null"},
+        "device_name": {"string", "null"},
+        "precision": {"string", "null"},
+        "channels_last": {"boolean", "null"},
+        "latency": {"array"},
     }
     assert types == expected
     assert all(result["properties"][k].get("description") for k in expected)
@@ -131,6 +135,53 @@ def test_two_apps_on_two_databases_each_list_only_their_own_jobs(tmp_path: Path)
             assert [j["config"]["seed"] for j in b_page["items"]] == [9]
         assert a.app.state.job_pages is not b.app.state.job_pages
         assert a.app.state.datasets is not b.app.state.datasets
+        assert a.app.state.fleet is not b.app.state.fleet
+
+
+def test_each_app_reads_the_fleet_of_its_own_database(tmp_path: Path) -> None:
+    """A worker registered in one store is live for that app only: its app refuses cuda (the worker
+    has none) while the other app, with no worker, accepts it as waiting."""
+    from store import make_engine, make_sessionmaker
+    from store.fleet import register_worker
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sa, sb = embedded_settings(tmp_path / "a"), embedded_settings(tmp_path / "b")
+    engine = make_engine(sa.database_url)
+    with make_sessionmaker(engine)() as s:
+        cpu = {"type": "cpu", "index": None, "name": "cpu", "memory_bytes": 1, "bf16": True}
+        register_worker(s, "w1", name="proxns@a", hostname="a", pid=1, devices=[cpu], datasets=[])
+    engine.dispose()
+    with api_client(sa) as a, api_client(sb) as b:
+        refused = a.post("/api/jobs", json={**TINY_JOB, "device": "cuda"})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "device"]
+        waiting = b.post("/api/jobs", json={**TINY_JOB, "device": "cuda"})
+        assert waiting.status_code == 201 and waiting.json()["waiting_reason"].startswith(
+            "no worker is registered"
+        )
+        assert a.get("/api/meta").json()["fleet"]["live_workers"] == 1
+        assert b.get("/api/meta").json()["fleet"]["live_workers"] == 0
+
+
+def test_openapi_publishes_the_waiting_reason_and_meta_describes_the_fleet(api: TestClient) -> None:
+    doc = api.get("/openapi.json").json()
+    job_out = next(v for k, v in doc["components"]["schemas"].items() if k.startswith("JobOut"))
+    assert openapi_property_types(job_out)["waiting_reason"] == {"string", "null"}
+    assert "no worker registered" in job_out["properties"]["waiting_reason"]["description"]
+    assert "fleet" in doc["paths"]["/api/meta"]["get"]["description"]
+    fleet = api.get("/api/meta").json()["fleet"]
+    assert set(fleet) == {
+        "live_workers",
+        "registered_workers",
+        "live_grace_seconds",
+        "waiting_reason",
+        "device_types",
+        "devices",
+        "max_cuda_devices",
+        "datasets",
+        "workers",
+    }
+    assert fleet["live_workers"] == 0 and fleet["workers"] == [] and fleet["live_grace_seconds"] == 20.0
 
 
 def accepts(method: str, field: str, value: float, arch: str = "vgg") -> bool:
