@@ -56,7 +56,8 @@ def export_model(model: nn.Module, meta: dict, out_dir: str | Path) -> list[dict
     """Export ``model`` (described by ``meta``: arch, depth, width, num_classes, cfg, input_size, ...)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(model).cpu().eval()
+    # Plain NCHW weights whatever layout the network trained in (channels-last on CUDA).
+    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
     size = int(meta.get("input_size", INPUT_SIZE))
     x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -57,6 +57,19 @@ def test_channels_last_trains_channels_last_weights_and_records_it():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # the optimizer kept the layout
 
 
+def test_a_network_trained_channels_last_exports_plain_weights(tmp_path):
+    from proxns_core import load_slim
+    from proxns_core.export import export_slim
+
+    out = fit(TrainConfig(**{**TINY, "channels_last": True, "epochs": 1, "method": "baseline"}))
+    assert out.result.channels_last is True
+    files = {f["format"]: f for f in export_slim(out, tmp_path)}
+    assert set(files) == {"safetensors", "json", "pt2", "torchscript", "onnx"}
+    slim = load_slim(tmp_path)
+    conv = next(m for m in slim.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous()
+
+
 def test_a_skipped_fp16_step_moves_neither_gamma_nor_xi():
     model = build_model("vgg", 11, 10, width=0.125)
     prox = ProximalNS(lam=0.5, beta=100.0)
