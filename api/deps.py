@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, Request, params
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from api.auth import require_user
@@ -25,7 +26,12 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            # Returning its connection rolls the transaction back: a database round trip, which
+            # must not run on the event loop (a route that committed has none left: closed here).
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 async def get_queue(request: Request) -> JobQueue:

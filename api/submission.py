@@ -8,12 +8,11 @@ and the reconciler's dispatcher delivers it once the broker is back.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.queue import JobQueue
-from store.models import Job, Outbox
-from store.queries import mark_delivered
+from store.models import Job
+from store.queries import mark_jobs_delivered
 
 
 def publish_now(db: Session, queue: JobQueue, jobs: list[Job]) -> list[int]:
@@ -21,10 +20,7 @@ def publish_now(db: Session, queue: JobQueue, jobs: list[Job]) -> list[int]:
     sent = queue.publish_within([j.id for j in jobs])
     if sent:
         try:
-            rows = db.execute(
-                select(Outbox.id).where(Outbox.job_id.in_(sent), Outbox.delivered_at.is_(None))
-            ).scalars()
-            mark_delivered(db, list(rows))
+            mark_jobs_delivered(db, sent)
             db.commit()
         except Exception:  # noqa: BLE001 - the dispatcher publishes them again: a duplicate is harmless
             db.rollback()

@@ -9,11 +9,13 @@ PROXNS_TEST_REDIS_URL).
 """
 
 from proxns_testkit.processes import (
+    PID_NAMESPACE,
     REPO,
     alive,
     descendants,
     free_port,
     healthy,
+    inner_pid,
     service_env,
     start_api,
     start_worker,
@@ -37,6 +39,7 @@ from proxns_testkit.services import (
 
 __all__ = [
     "PG_ADMIN_URL",
+    "PID_NAMESPACE",
     "REDIS_URL",
     "REPO",
     "TINY_JOB",
@@ -50,6 +53,7 @@ __all__ = [
     "forget_redis_queue",
     "free_port",
     "healthy",
+    "inner_pid",
     "postgres_database",
     "service_env",
     "start_api",

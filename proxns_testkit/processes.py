@@ -76,10 +76,36 @@ def start_api(
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def start_worker(env: dict[str, str], log: Path, loglevel: str = "info") -> subprocess.Popen:
-    """A Celery worker (``python -m proxns_cli worker``), output to ``log``."""
-    cmd = [sys.executable, "-m", "proxns_cli", "worker", "--loglevel", loglevel]
+#: A prefix for :func:`start_worker` that runs the worker as process 1 of a fresh PID namespace (as
+#: a container does: every such worker has the same PID). Needs root (or a user namespace). The
+#: returned process is ``unshare``, which ignores SIGTERM: signal :func:`inner_pid` instead.
+PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+
+
+def start_worker(
+    env: dict[str, str], log: Path, loglevel: str = "info", wrap: list[str] | None = None
+) -> subprocess.Popen:
+    """A Celery worker (``python -m proxns_cli worker``), output to ``log``; ``wrap`` is a command
+    prefix that runs it (e.g. :data:`PID_NAMESPACE`)."""
+    cmd = [*(wrap or []), sys.executable, "-m", "proxns_cli", "worker", "--loglevel", loglevel]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def inner_pid(proc: subprocess.Popen, timeout: float = 10) -> int:
+    """The process id (in this namespace) of the command a wrapper such as ``unshare --fork`` runs."""
+
+    def child() -> int | None:
+        kids = [pid for pid in descendants(proc.pid) if _parent(pid) == proc.pid]
+        return kids[0] if kids else None
+
+    return wait_for(child, timeout, 0.05, f"the child of process {proc.pid}")
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def healthy(client: httpx.Client) -> bool:

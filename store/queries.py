@@ -347,6 +347,18 @@ def mark_delivered(session: Session, outbox_ids: Iterable[int]) -> None:
         )
 
 
+def mark_jobs_delivered(session: Session, job_ids: Iterable[int]) -> None:
+    """Set ``delivered_at`` on the pending outbox rows of published jobs: one UPDATE, no read
+    first (in the caller's transaction; the caller commits)."""
+    ids = list(job_ids)
+    if ids:
+        session.execute(
+            update(Outbox)
+            .where(Outbox.job_id.in_(ids), Outbox.delivered_at.is_(None))
+            .values(delivered_at=utcnow())
+        )
+
+
 def mark_failed_publish(session: Session, outbox_id: int, error: str, retry_in: timedelta) -> None:
     """Count a failed publish and push the row's next try back."""
     session.execute(

@@ -151,6 +151,30 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(5, ge=1, description="Seconds to open a Postgres connection.")
     db_statement_timeout_ms: int = Field(30000, ge=0, description="Postgres statement timeout (0: none).")
     keep_checkpoints: bool = Field(False, description="Keep a job's epoch checkpoint after it succeeded.")
+    stop_grace: float = Field(
+        3.0,
+        ge=0,
+        description="Seconds a cancelled job, or the job of a worker told to stop (SIGTERM), gets to "
+        "stop at a step boundary; after that its step is abandoned and the job ends cancelled or goes "
+        "back to the queue at once (a long step never delays either by more than this).",
+    )
+
+    # The fleet (issue 10: workers say what they can run; worker/fleet.py, api/fleet.py).
+    worker_heartbeat_every: float = Field(
+        5.0, gt=0, description="Seconds between a worker's fleet heartbeats (its devices and data sets)."
+    )
+    worker_live_grace: float = Field(
+        20.0,
+        gt=0,
+        description="A worker seen within this many seconds is live: the API refuses (422) a config no "
+        "live worker can run; with none live it accepts jobs, which wait with a reason.",
+    )
+    worker_forget_after: float = Field(
+        86400.0, gt=0, description="A worker row unseen this long is deleted when another worker starts."
+    )
+    fleet_cache_seconds: float = Field(
+        1.0, ge=0, description="Seconds an API process reuses the workers it read (0: read on every check)."
+    )
 
 
 @lru_cache

@@ -8,7 +8,10 @@ them from their checkpoint. Liveness comes from heartbeats, never from process i
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import sys
 
 from celery.signals import worker_ready, worker_shutdown
 from celery.worker import state as worker_state
@@ -16,8 +19,9 @@ from celery.worker import state as worker_state
 from store.db import make_engine, make_sessionmaker
 from store.reconciler import Reconciler, dispatch_outbox
 from store.settings import RUN_JOB_TASK, get_settings
+from worker import fleet
 from worker.config import make_celery
-from worker.runner import run_job
+from worker.runner import abandoned_training_alive, run_job
 
 log = logging.getLogger("proxns.worker")
 
@@ -32,6 +36,8 @@ _engine = make_engine(
 )
 _sessions = make_sessionmaker(_engine)
 _reconciler: Reconciler | None = None
+# The workers table: this worker's devices and data sets, registered when ready, refreshed, removed at exit.
+fleet.connect(_sessions, settings)
 
 
 def shutting_down() -> bool:
@@ -85,6 +91,28 @@ def _start_reconciler(**_kwargs) -> None:
 
 
 @worker_shutdown.connect
-def _stop_reconciler(**_kwargs) -> None:
+def _stop_reconciler(sender=None, **_kwargs) -> None:  # noqa: ANN001 - Celery's WorkController
+    global _exit_code
+    _exit_code = getattr(sender, "exitcode", None) or 0
     if _reconciler is not None:
         _reconciler.stop()
+
+
+_exit_code = 0
+
+
+@atexit.register
+def _exit_without_the_abandoned_step() -> None:
+    """At exit after a job whose step was abandoned (SIGTERM mid-step, ``worker.runner``): the job is
+    already back in the queue, so end the process at once instead of letting interpreter shutdown
+    race the training thread inside torch. Registered late, so it runs before earlier handlers."""
+    if not abandoned_training_alive():
+        return
+    log.info("exiting without waiting for the abandoned training step")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(_exit_code)

@@ -10,6 +10,9 @@ and writes the epoch rows training produced. Training never waits for the databa
 away the rows stay buffered and are written once it is back; the final writes are retried with
 backoff. The epoch checkpoint is written before its metric row, and a resumed job rewrites its rows
 from the checkpoint's history, so a crash can neither duplicate nor lose an epoch row.
+
+Training runs in a thread of its own (:class:`TrainingThread`), so a cancel or a SIGTERM takes effect
+within ``stop_grace`` seconds even in the middle of a long step, with nothing added to the step loop.
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ class JobCallbacks(Callbacks):
         self._writing = threading.Lock()  # one flush at a time
         self._pending: list[EpochMetrics] = []
         self._truncate_after: int | None = None
+        #: Epochs fit reported (restored ones included): what a job abandoned mid-step has done.
+        self.epochs_reported = 0
         self._cancelled = threading.Event()
         self._done = threading.Event()
         self._wake = threading.Event()  # rows to write: the heartbeat thread writes them at once
@@ -140,6 +145,7 @@ class JobCallbacks(Callbacks):
         with self._lock:
             self._pending = list(history)
             self._truncate_after = len(history)
+        self.epochs_reported = len(history)
         self._wake.set()
 
     def on_epoch_end(self, m: EpochMetrics) -> None:
@@ -147,6 +153,7 @@ class JobCallbacks(Callbacks):
         # the database is back), so a slow or absent database never holds training up.
         with self._lock:
             self._pending.append(m)
+        self.epochs_reported = m.epoch
         self._wake.set()
         log.info(
             "job %s epoch %s/%s test_acc %.4f zero_fraction %.3f",
@@ -165,6 +172,11 @@ class JobCallbacks(Callbacks):
             self.stop_reason = "cancel"
             return True
         return False
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the heartbeat thread saw a cancel request (or the job is no longer ours)."""
+        return self._cancelled.is_set()
 
     # --- the store side -------------------------------------------------------------------------
     def flush(self) -> bool:
@@ -219,6 +231,57 @@ class JobCallbacks(Callbacks):
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(30)
+
+
+class TrainingThread:
+    """Training (and export) of one job in a daemon thread, so that the worker's main thread stays
+    free to notice a cancel or a SIGTERM while one long step runs in torch (a signal handler only
+    runs between Python bytecodes of the main thread). Nothing is added to the training loop."""
+
+    #: Threads whose step was abandoned, still running it (the process exits or waits for them).
+    abandoned: list[threading.Thread] = []
+
+    def __init__(self, target: Callable[[], T], name: str) -> None:
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.given_up = threading.Event()  # set when abandoned: the thread must not start anything new
+        self._target = target
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result = self._target()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def start(self) -> TrainingThread:
+        self.thread.start()
+        return self
+
+    def wait(self, stop_reason: Callable[[], str | None], grace: float, poll: float = 0.1) -> str | None:
+        """Wait for the thread to end; None when it did. When ``stop_reason()`` names a reason
+        (``cancel``, ``shutdown``) and the thread is still running ``grace`` seconds later (it is in
+        a long step: ``should_stop`` is only consulted between steps), it is abandoned and the
+        reason returned."""
+        asked_at: float | None = None
+        while not self.done.wait(poll):
+            if asked_at is None:
+                if stop_reason() is not None:
+                    asked_at = time.monotonic()
+            elif time.monotonic() - asked_at >= grace:
+                self.given_up.set()
+                alive = [t for t in TrainingThread.abandoned if t.is_alive()]
+                TrainingThread.abandoned[:] = [*alive, self.thread]
+                return stop_reason() or "cancel"
+        return None
+
+
+def abandoned_training_alive() -> bool:
+    """Whether a thread whose step was abandoned (see :class:`TrainingThread`) still runs it."""
+    return any(t.is_alive() for t in TrainingThread.abandoned)
 
 
 def _remove_checkpoints(job_dir: Path) -> None:
@@ -277,13 +340,39 @@ def run_job(
         with_retries(f"job {job_id}: ending it {status}", once)
 
     job_dir = Path(settings.artifact_dir) / str(job_id)
+
+    def train_and_export() -> tuple:
+        fitted = fit(config, callbacks, checkpoint_dir=str(job_dir / "checkpoint"), resume=attempts > 1)
+        if training.given_up.is_set():  # abandoned in its last step: its job already ended
+            raise TrainingStopped(callbacks.epochs_reported)
+        return fitted, export_slim(fitted, job_dir)
+
+    def stop_reason() -> str | None:
+        return "shutdown" if shutting_down() else "cancel" if callbacks.cancelled else None
+
+    training = TrainingThread(train_and_export, f"proxns-train-{job_id}")
+    abandoned: str | None = None
     callbacks.start()
     try:
         if config is None:
             raise invalid
         log.info("job %s running (attempt %s) on %s", job_id, attempts, device)
-        fitted = fit(config, callbacks, checkpoint_dir=str(job_dir / "checkpoint"), resume=attempts > 1)
-        files = export_slim(fitted, job_dir)
+        abandoned = training.start().wait(stop_reason, settings.stop_grace)
+        if abandoned is not None:
+            # Mid-step after the grace period: end the job now from this thread; the training thread
+            # finishes its step in the background and stops at the next should_stop.
+            log.warning(
+                "job %s: training did not stop at a step boundary within %.1f s of the %s; "
+                "abandoning its step (%s finished epochs kept)",
+                job_id,
+                settings.stop_grace,
+                abandoned,
+                callbacks.epochs_reported,
+            )
+            raise TrainingStopped(callbacks.epochs_reported)
+        if training.error is not None:
+            raise training.error
+        fitted, files = training.result
         root = Path(settings.artifact_dir).resolve()
         for f in files:
             path = Path(f["path"]).resolve()
@@ -302,9 +391,10 @@ def run_job(
         log.info("job %s %s: acc_slim %.4f", job_id, status, fitted.result.acc_slim)
         return status
     except TrainingStopped as stop:
+        reason = abandoned or callbacks.stop_reason
         callbacks.stop()
         callbacks.flush_or_raise()
-        if callbacks.stop_reason == "shutdown":
+        if reason == "shutdown":
 
             def hand_back() -> bool:
                 with make_session() as s:
@@ -339,3 +429,18 @@ def run_job(
         return "failed"
     finally:
         callbacks.stop()
+        _after_abandoned_step(training, job_id, shutting_down)
+
+
+def _after_abandoned_step(training: TrainingThread, job_id: int, shutting_down: Callable[[], bool]) -> None:
+    """After a job whose step was abandoned: a worker that goes on waits until the training thread
+    has stopped (at its next step boundary), so that it never trains two jobs at once; a worker that
+    is shutting down does not wait (the process exits, see ``worker.app``)."""
+    if not training.given_up.is_set() or training.done.is_set():
+        return
+    log.info("job %s: waiting for its abandoned step to end before taking another job", job_id)
+    t0 = time.monotonic()
+    while not training.done.wait(0.2):
+        if shutting_down():
+            return
+    log.info("job %s: its abandoned step ended after %.1f s more", job_id, time.monotonic() - t0)

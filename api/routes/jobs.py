@@ -8,7 +8,9 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path as FilePath
+from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import can_see, owned, require_user
 from api.deps import get_db, get_queue, get_settings
 from api.errors import error_responses
+from api.fleet import check_fleet
 from api.idempotency import idempotency_key_header, idempotent
 from api.limits import check_configs, check_queue_room
 from api.queue import JobQueue
@@ -161,6 +164,7 @@ def create_job(
     idempotency_key: str | None = idempotency_key_header(),
 ) -> JSONResponse:
     check_configs([config], settings)
+    check_fleet([config], db)
 
     def create() -> tuple[int, JSONResponse]:
         check_queue_room(db, settings, 1, user.id)
@@ -185,15 +189,67 @@ async def list_jobs(
 ) -> Response:
     # Pages are per owner (None: an admin's page of every job).
     key = (None if user.is_admin else user.id, status, method, experiment_id, limit, offset)
-    # The one-row version read runs right here on the event loop, on a connection of its own that
-    # nothing else uses, so it never waits for the pool; a thread hop would cost more than the query.
+    # The one-row version read runs off the event loop (a slow database must not stall other
+    # requests), shared by every request that arrived before it began (see VersionReader).
     # Read before rendering: a change committed meanwhile can only make the page look stale.
-    version = read_version(request.app.state.version_engine)
+    version = await VersionReader.of(request.app).read()
     pages: RenderedPages = request.app.state.job_pages
     body = pages.get(key, version)
     if body is None:
         body = await pages.render_once(request.app.state.sessionmaker, key, version)
     return Response(body, media_type="application/json")
+
+
+class VersionReader:
+    """The jobs' change counter, read in a worker thread and shared by concurrent requests.
+
+    A request needs a read that *began after it arrived* (else it could be served a page older than
+    a change it already saw, e.g. its own submission). Requests that arrive while a read is running
+    wait for the next one, which starts as soon as the running one ends and serves all of them: one
+    query per round trip instead of one per request, and never a database call on the event loop.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        # Autocommit: one round trip per read (no BEGIN before it, no ROLLBACK when it is returned).
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._next: asyncio.Future[int] | None = None  # the read that starts after the running one
+        self._task: asyncio.Task | None = None  # the loop running reads while requests wait
+        self._limiter = anyio.CapacityLimiter(1)  # not the shared pool sync routes wait for
+
+    @classmethod
+    def of(cls, app: Any) -> VersionReader:
+        reader = getattr(app.state, "version_reader", None)
+        if reader is None:
+            reader = app.state.version_reader = cls(app.state.version_engine)
+        return reader
+
+    async def read(self) -> int:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._next.add_done_callback(_retrieve)
+        future = self._next
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        # Shielded: a client that goes away must not cancel a read others wait for.
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        try:
+            while self._next is not None:
+                future, self._next = self._next, None
+                try:
+                    value = await anyio.to_thread.run_sync(read_version, self.engine, limiter=self._limiter)
+                except Exception as exc:  # noqa: BLE001 - handed to the requests that wait for it
+                    future.set_exception(exc)
+                else:
+                    future.set_result(value)
+        finally:
+            self._task = None
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "exception was never retrieved" when every waiter left
 
 
 def read_version(engine: Engine) -> int:
