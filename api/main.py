@@ -16,6 +16,7 @@ from api.auth import Authenticate, TokenCache
 from api.deps import API_DEPENDENCIES
 from api.docs import add_offline_docs
 from api.errors import error_responses, validation_error_handler
+from api.fleet import FleetCache
 from api.limits import RequestLimits
 from api.queue import JobQueue
 from api.routes import experiments, health, jobs, me, meta
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.job_pages = RenderedPages(size=settings.page_cache_entries, max_bytes=settings.page_cache_bytes)
     app.state.datasets = DatasetStatuses()
     app.state.tokens = TokenCache(settings.token_cache_seconds)
+    # The live workers (what they can run), read at most once per fleet_cache_seconds; sessions find it.
+    app.state.fleet = FleetCache.attach(app.state.sessionmaker, settings)
 
     for module in (jobs, experiments, meta, me):
         app.include_router(module.router, dependencies=API_DEPENDENCIES, responses=error_responses(401))

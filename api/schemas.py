@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
 
+from api.fleet import waiting_reason
 from proxns_core.spec import (
     JOB_STATUSES,
     ArtifactFormatName,
@@ -90,6 +91,11 @@ class JobOut(BaseModel):
     epochs_done: int
     error: str | None
     result: Result | None = Field(description="Set once the job succeeded.")
+    waiting_reason: str | None = Field(
+        None,
+        description="Why a queued job cannot start now: no worker registered or live, or none of the "
+        "live workers can run its config (GET /api/meta lists them under ``fleet``); null otherwise.",
+    )
 
 
 class Page(BaseModel):
@@ -197,6 +203,7 @@ def job_dict(job: Job, result: ResultRow | None) -> dict[str, Any]:
         "epochs_done": job.epochs_done,
         "error": job.error,
         "result": result_dict(result),
+        "waiting_reason": waiting_reason(job),
     }
 
 

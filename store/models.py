@@ -206,6 +206,30 @@ class Artifact(Base):
     location: Mapped[str] = mapped_column(Text)
 
 
+class Worker(Base):
+    """A live (or lately live) worker process and what it can run: its devices and the data sets it can
+    load. Each worker writes its own row at start and on every fleet heartbeat (``worker/fleet.py``) and
+    deletes it on a clean shutdown; the API treats rows seen within ``worker_live_grace`` as live and
+    refuses configs no live worker can run (``api/fleet.py``).
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # One per worker process run (a fresh random id at each start): node names may repeat.
+    instance: Mapped[str] = mapped_column(String(32), unique=True)
+    # Celery node name (proxns-gpu0@host), host name and process id.
+    name: Mapped[str] = mapped_column(String(255))
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    # [{"type": "cpu"|"cuda", "index": int|None, "name": str, "memory_bytes": int, "bf16": bool}]
+    devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # [{"root": "/abs/path", "default": bool, "datasets": [names]}]: per data folder it can read.
+    datasets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 class Outbox(Base):
     """A job id to hand to the workers, written in the same transaction as the change that queued it.
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from api.auth import can_see, owned, require_user
 from api.deps import get_db, get_queue, get_settings
 from api.errors import error_responses
+from api.fleet import check_fleet
 from api.idempotency import idempotency_key_header, idempotent
 from api.limits import check_configs, check_queue_room
 from api.queue import JobQueue
@@ -85,6 +86,7 @@ def create_experiment(
 ) -> JSONResponse:
     configs = expand(body, settings.max_sweep_jobs)
     check_configs(configs, settings, ("body", "base"))
+    check_fleet(configs, db, ("body", "base"))
     sweep = body.sweep.model_dump(exclude_none=True)
 
     def create() -> tuple[int, JSONResponse]:

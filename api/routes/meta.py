@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.deps import get_settings
+from api.fleet import fleet_summary
 from api.limits import limits
 from proxns_core.spec import DATASET_FILES, DATASETS, contract, dataset_status
 from store.settings import Settings
@@ -43,11 +44,13 @@ class DatasetStatuses:
 
 @router.get(
     "/api/meta",
-    summary="The config's rules and defaults, statuses, artifact formats and the data sets available",
+    summary="The config's rules and defaults, statuses, artifact formats, the data sets available and the fleet",
     description="archs (with valid depths), methods, method_fields (which method takes which "
     "method-specific field), statuses, finished_statuses, artifact_formats, defaults, the config's "
-    "JSON schema, datasets with whether this server can load them, and limits: this server's bounds "
-    "on a config (PROXNS_MAX_* settings; a config above one is refused with 422 naming it).",
+    "JSON schema, datasets with whether this server can load them, limits: this server's bounds "
+    "on a config (PROXNS_MAX_* settings; a config above one is refused with 422 naming it), and fleet: "
+    "the registered workers, which are live, and the devices and data sets the live ones offer (a "
+    "config no live worker can run is refused with 422 naming the field).",
 )
 def meta(request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:
     body = {
@@ -55,4 +58,6 @@ def meta(request: Request, settings: Settings = Depends(get_settings)) -> JSONRe
         "datasets": request.app.state.datasets.get(settings.data_root),
         "limits": limits(settings),
     }
+    if getattr(request.app.state, "fleet", None) is not None:
+        body["fleet"] = fleet_summary(request.app.state.fleet.get())
     return JSONResponse(jsonable_encoder(body))

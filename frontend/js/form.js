@@ -2,6 +2,7 @@
 // methods and defaults), so the dashboard never restates the config's rules.
 
 import { h } from "./dom.js";
+import { datasetChoices, deviceChoices, fleetSummary, hasLiveWorkers } from "./fleet.js";
 import { num } from "./format.js";
 import { methodFieldDefaults, methodFieldVisibility } from "./rules.js";
 import { parseList } from "./sweep.js";
@@ -37,7 +38,6 @@ const LABELS = {
   seed: "Seed",
   device: "Device",
 };
-const DEVICE_SUGGESTIONS = ["auto", "cpu", "cuda", "cuda:0", "cuda:1"];
 
 /** The non-null branch of a pydantic `X | None` property. */
 function baseType(prop) {
@@ -88,12 +88,12 @@ function selectControl(options) {
   );
 }
 
-/** The data sets this server cannot load, with the reasons, folded away. */
-function unavailableDatasets(missing) {
+/** The data sets this server (or, with live workers, the fleet) cannot load, with the reasons, folded away. */
+function unavailableDatasets(missing, where) {
   return h(
     "details",
-    { class: "unavailable" },
-    h("summary", {}, `Unavailable on this server: ${missing.map((d) => d.name).join(", ")}`),
+    { class: "unavailable", id: "datasets-unavailable" },
+    h("summary", {}, `Unavailable ${where}: ${missing.map((d) => d.name).join(", ")}`),
     h(
       "ul",
       {},
@@ -103,7 +103,7 @@ function unavailableDatasets(missing) {
 }
 
 function datasetField(ctx) {
-  const datasets = ctx.meta.datasets || [];
+  const datasets = datasetChoices(ctx.meta);
   const firstAvailable = datasets.find((d) => d.available);
   const preferred = datasets.find((d) => d.name === ctx.plain.dataset && d.available) || firstAvailable;
   const control = selectControl(
@@ -116,7 +116,10 @@ function datasetField(ctx) {
     })),
   );
   const missing = datasets.filter((d) => !d.available);
-  return wrapField(ctx, "dataset", control, { hint: missing.length ? unavailableDatasets(missing) : ctx.props.dataset?.description });
+  const where = hasLiveWorkers(ctx.meta.fleet) ? "on the live workers" : "on this server";
+  return wrapField(ctx, "dataset", control, {
+    hint: missing.length ? unavailableDatasets(missing, where) : ctx.props.dataset?.description,
+  });
 }
 
 function archField(ctx) {
@@ -157,18 +160,25 @@ function listControl() {
   return h("input", { type: "text", inputmode: "numeric", placeholder: "default", autocomplete: "off", dataset: { kind: "list" } });
 }
 
-/** A free-text field; `device` also gets a list of suggestions. */
+/** The device field's hint: what the live workers offer, then the schema's description. */
+function deviceHint(fleet, description) {
+  const summary = fleetSummary(fleet);
+  if (summary.state !== "live") return description;
+  return `Live workers offer: ${summary.devices.join("; ")}. ${description || ""}`.trim();
+}
+
+/** A free-text field; `device` also gets a list of suggestions (the devices the live workers have). */
 function textField(ctx, name, hint) {
   const optionsId = `${ctx.prefix}-${name}-options`;
   const attrs = { type: "text", autocomplete: "off", placeholder: ctx.plain[name] ?? "default" };
   if (name === "device") attrs.list = optionsId;
-  const el = wrapField(ctx, name, h("input", attrs), { hint });
+  const el = wrapField(ctx, name, h("input", attrs), { hint: name === "device" ? deviceHint(ctx.meta.fleet, hint) : hint });
   if (name === "device")
     el.append(
       h(
         "datalist",
         { id: optionsId },
-        DEVICE_SUGGESTIONS.map((d) => h("option", { value: d })),
+        deviceChoices(ctx.meta.fleet).map((d) => h("option", { value: d })),
       ),
     );
   return el;

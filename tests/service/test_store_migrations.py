@@ -27,6 +27,7 @@ TABLES = {
     "idempotency_keys",
     "users",
     "api_tokens",
+    "workers",
 }
 
 

@@ -4,6 +4,7 @@ import { api, fetchFile, loadMeta } from "../api.js";
 import { fitWidth, layerBars, lineChart } from "../charts.js";
 import { h, keepFocus, mount } from "../dom.js";
 import { downloadBlob } from "../export.js";
+import { ranOn, waitingText } from "../fleet.js";
 import { bytes, DASH, dateTime, duration, methodLabel, ms, num, pct, progressBar, shortId, si, statusBadge } from "../format.js";
 import { poll } from "../poll.js";
 import { isFinished } from "../rules.js";
@@ -246,6 +247,7 @@ function facts(job) {
       job.started_at ? duration(((job.finished_at ? new Date(job.finished_at) : new Date()) - new Date(job.started_at)) / 1000) : DASH,
     ],
     ["Device", job.device || job.result?.device || DASH],
+    ["Ran on", ranOn(job)],
     ["Worker", job.worker_host || DASH],
     ["Attempts", job.attempts ?? DASH],
   ];
@@ -313,6 +315,7 @@ function jobPage(view, meta, widths, onCancel) {
     header(job, finished, onCancel),
     actionMsg ? h("p", { class: "notice", role: "status" }, actionMsg) : null,
     !finished ? h("div", { class: "job-progress" }, progressBar(job)) : null,
+    waitingText(job) ? h("p", { class: "notice", id: "waiting-reason", role: "status" }, `Waiting: ${waitingText(job)}`) : null,
     job.status === "failed" ? failureBox(job) : null,
     job.status === "cancelled" ? h("p", { class: "notice" }, "This job was cancelled.") : null,
     facts(job),

@@ -2,6 +2,7 @@
 
 import { api, loadMeta } from "../api.js";
 import { h, keepFocus, mount } from "../dom.js";
+import { waitingText } from "../fleet.js";
 import { ago, DASH, methodLabel, num, pct, progressBar, shortId, statusBadge } from "../format.js";
 import { poll } from "../poll.js";
 
@@ -19,7 +20,7 @@ export function jobRow(job, { showExperiment = true } = {}) {
   const cfg = job.config || {};
   const cells = [
     ["Job", h("a", { href: `#/jobs/${job.id}`, class: "mono" }, shortId(job.id))],
-    ["Status", statusBadge(job.status)],
+    ["Status", [statusBadge(job.status), waitingText(job) ? h("div", { class: "waiting small muted" }, waitingText(job)) : null]],
     ["Method", methodLabel(cfg.method)],
     ["λ", num(cfg.lam)],
     ["Model", `${cfg.arch ?? ""}${cfg.depth ?? ""} · ${cfg.dataset ?? ""}`],

@@ -2,6 +2,7 @@
 
 import { api, loadMeta } from "../api.js";
 import { h, mount } from "../dom.js";
+import { fleetSummary } from "../fleet.js";
 import { configFields, setFieldError, showValidationErrors } from "../form.js";
 import { methodScope } from "../rules.js";
 import { parseList, sweepJobCount } from "../sweep.js";
@@ -94,6 +95,29 @@ async function sendForm({ button, status, formError }, send, pageFor, resolve) {
   }
 }
 
+/** `meta` with the fleet and data sets as they are now (loadMeta's copy is from the first page load). */
+async function withCurrentFleet(meta) {
+  try {
+    const now = await api.meta();
+    return { ...meta, fleet: now.fleet, datasets: now.datasets };
+  } catch (err) {
+    if (err.status === 401) throw err;
+    return meta;
+  }
+}
+
+/** What the workers offer (devices, data sets), or why jobs would wait, above a form. */
+export function fleetPanel(fleet) {
+  const s = fleetSummary(fleet);
+  return h(
+    "section",
+    { class: `fleet-panel fleet-${s.state}`, id: "fleet-panel", "aria-label": "Workers", dataset: { state: s.state } },
+    h("p", { class: "fleet-title" }, s.title),
+    s.devices.length ? h("p", {}, h("strong", {}, "Devices: "), h("span", { id: "fleet-devices" }, s.devices.join("; "))) : null,
+    s.datasets.length ? h("p", {}, h("strong", {}, "Data sets: "), h("span", { id: "fleet-datasets" }, s.datasets.join(", "))) : null,
+  );
+}
+
 function formErrorBox() {
   return h("div", { class: "form-error", role: "alert", tabindex: "-1", hidden: true });
 }
@@ -110,7 +134,7 @@ async function copyJob(cfg, from, status) {
 
 export async function renderNewJob(root, params) {
   loadingView(root, "New job");
-  const meta = await loadMeta();
+  const meta = await withCurrentFleet(await loadMeta());
   const cfg = configFields(meta, "job");
   const formError = formErrorBox();
   const submit = submitBar("Submit job");
@@ -137,6 +161,7 @@ export async function renderNewJob(root, params) {
       { class: "lead" },
       "Train one network with a sparsity method, slim it, and measure it. Leave a field empty to use the server's default, shown greyed inside it.",
     ),
+    fleetPanel(meta.fleet),
     form,
   );
 }
@@ -272,7 +297,7 @@ async function submitSweep(parts, submit) {
 
 export async function renderNewSweep(root) {
   loadingView(root, "New sweep");
-  const meta = await loadMeta();
+  const meta = await withCurrentFleet(await loadMeta());
   const jobCount = h("strong", { id: "sweep-count" }, "1");
   let sweepFields = {};
   let cfg = null; // configFields calls recount while it builds, before it returns
@@ -308,6 +333,7 @@ export async function renderNewSweep(root) {
       { class: "lead" },
       "Run the same config over several values of λ, β, prune ratio, seed or method, and compare them on one plot: accuracy against the share of channels pruned.",
     ),
+    fleetPanel(meta.fleet),
     form,
   );
   recount();
