@@ -69,17 +69,21 @@ BATCH = 64
 ARCHS = {"vgg": "VGG", "resnet": "ResNet"}
 DEPTHS = {"vgg": 19, "resnet": 164}
 TINY_DEPTHS = {"vgg": 11, "resnet": 20}
-#: setting name -> (precision, channels_last, compile)
-SETTINGS: dict[str, tuple[str, bool, bool]] = {
-    "fp32": ("fp32", False, False),
-    "bf16": ("bf16", False, False),
-    "bf16-cl": ("bf16", True, False),
-    "bf16-cl-compile": ("bf16", True, True),
+#: setting name -> (precision, channels_last, compile, cuda_graphs)
+SETTINGS: dict[str, tuple[str, bool, bool, bool]] = {
+    "fp32": ("fp32", False, False, False),
+    "bf16": ("bf16", False, False, False),
+    "bf16-cl": ("bf16", True, False, False),
+    "fp32-graphs": ("fp32", False, False, True),
+    "bf16-cl-graphs": ("bf16", True, False, True),
+    "bf16-cl-compile": ("bf16", True, True, False),
 }
 SETTING_TEXT = {
     "fp32": "fp32",
     "bf16": "bf16",
     "bf16-cl": "bf16 + channels-last",
+    "fp32-graphs": "fp32 + CUDA graphs",
+    "bf16-cl-graphs": "bf16 + channels-last + CUDA graphs (the default on CUDA)",
     "bf16-cl-compile": "bf16 + channels-last + compile",
 }
 #: Targets printed beside the figures (issue 10).
@@ -157,7 +161,7 @@ def block_stats(block_s: list[float], steps: int) -> dict[str, float]:
 
 
 def make_trainer(arch: str, setting: str, method: str, args, device: torch.device) -> _Trainer:
-    precision, channels_last, compile_ = SETTINGS[setting]
+    precision, channels_last, compile_, graphs = SETTINGS[setting]
     config = TrainConfig(
         dataset="synthetic",
         train_subset=args.train_images,
@@ -173,6 +177,7 @@ def make_trainer(arch: str, setting: str, method: str, args, device: torch.devic
         precision=precision,
         channels_last=channels_last,
         compile=compile_,
+        cuda_graphs=graphs,
         seed=0,
     )
     t = _Trainer(config, Callbacks(), None)
@@ -510,7 +515,7 @@ def render(report: dict) -> str:
                 loop, setting = f"authors' style ({r.get('workers', '?')} workers)", "fp32, ξ on host"
             else:
                 loop, setting = "ours", SETTING_TEXT[r["setting"]]
-                want_precision, want_cl, _ = SETTINGS[r["setting"]]
+                want_precision, want_cl, _, _ = SETTINGS[r["setting"]]
                 ran = (r.get("precision"), r.get("channels_last"))
                 if "epoch_s" in r and ran != (None, None) and ran != (want_precision, want_cl):
                     setting += f" (ran as {ran[0]}, channels-last {ran[1]})"
@@ -622,7 +627,7 @@ def parse_args(argv=None):
     p.add_argument("--prune", type=float, default=0.6, help="share of channels the slim networks lose")
     p.add_argument("--multiple", type=int, default=8, help="round kept channels to this multiple")
     p.add_argument("--latency-forms", default="frozen,frozen-cl", help="comma list of frozen, frozen-cl")
-    p.add_argument("--latency-batches", default="1,64")
+    p.add_argument("--latency-batches", default="1,64,512")
     p.add_argument("--repeats", type=int, default=None, help="latency pairs at batch 1 (default 60; tiny 4)")
     p.add_argument("--budget", type=float, default=None, help="seconds for the whole bench (default none)")
     p.add_argument("--compile-limit", type=float, default=150.0, help="most seconds one compile child runs")
@@ -645,7 +650,7 @@ def parse_args(argv=None):
         args.multiple = 1 if args.multiple == 8 else args.multiple
         if args.latency_forms == "frozen,frozen-cl":
             args.latency_forms = "frozen"
-        if args.latency_batches == "1,64":
+        if args.latency_batches == "1,64,512":
             args.latency_batches = "1,8"
     args.latency_seconds = 0.5 if tiny else 5.0
     args.epoch_steps = -(-CIFAR_TRAIN // BATCH)

@@ -116,7 +116,7 @@ class ProximalNS(SparsityMethod):
         if skipped is not None:  # a skipped step moves neither γ nor ξ; decided on the device
             gamma = torch.where(skipped, gamma_tilde, gamma)
             xi = torch.where(skipped, self.xi, xi)
-        self.xi = xi
+        self.xi.copy_(xi)  # in place: a captured CUDA graph keeps reading and writing the same ξ
         torch._foreach_copy_(self.gammas, list(gamma.split(self._sizes)))
 
     @torch.no_grad()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import time
@@ -91,6 +92,7 @@ def resolve_device(spec: str) -> torch.device:
 
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+log = logging.getLogger(__name__)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -150,6 +152,81 @@ def recalibrate_bn(model: nn.Module, data: TensorData, batch_size: int, max_batc
     return model
 
 
+class _GraphedStep:
+    """One training step — forward, backward, fused SGD, the sparsity update and the loss sum — captured
+    as a CUDA graph and replayed for every full batch.
+
+    A step of VGG-19 at batch 64 launches hundreds of small kernels; launched one by one from Python
+    the card waits for the host (the loop is launch-bound on an H100). A replay launches them all at
+    once and computes the same thing: the captured kernels are the eager ones, every state (weights,
+    momenta, BN statistics, ξ) is updated in place, and autocast's weight cache is off while
+    capturing. The first ``WARMUP`` steps run eagerly on a side stream (lazy cuDNN/cuBLAS state,
+    momentum buffers); a learning-rate change captures anew (SGD and PALM read lr when captured);
+    a batch of another size (the epoch's last) runs eagerly. If capturing fails, the step says so
+    in the log and the run goes on without graphs.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, trainer: _Trainer, model: nn.Module, optimizer, sparsity: SparsityMethod) -> None:
+        self.trainer, self.model, self.optimizer, self.sparsity = trainer, model, optimizer, sparsity
+        self.warm = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.lr: float | None = None
+        self.failed = False
+        self.static_x = self.static_y = None
+        self.static_total: torch.Tensor | None = None
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float, total: torch.Tensor) -> bool:
+        """Run this step through the graph (capturing it first if needed); False: run it eagerly."""
+        t = self.trainer
+        if self.failed or len(y) != t.config.batch_size:
+            return False
+        if self.warm < self.WARMUP:
+            side = torch.cuda.Stream(t.device)
+            side.wait_stream(torch.cuda.current_stream(t.device))
+            with torch.cuda.stream(side):
+                t.step_once(self.model, self.optimizer, self.sparsity, x, y, lr, total)
+            torch.cuda.current_stream(t.device).wait_stream(side)
+            self.warm += 1
+            return True
+        if self.graph is None or lr != self.lr:
+            try:
+                self._capture(x, y, lr)
+            except Exception as exc:  # noqa: BLE001 - a capture problem must not lose the run
+                log.warning(
+                    "CUDA graph capture failed (%s: %s); training goes on without graphs",
+                    type(exc).__name__,
+                    exc,
+                )
+                self.failed, self.graph = True, None
+                return False
+        self.static_x.copy_(x)
+        self.static_y.copy_(y)
+        self.static_total.zero_()
+        self.graph.replay()
+        total.add_(self.static_total)
+        return True
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
+        t = self.trainer
+        self.graph = None
+        self.static_x, self.static_y = x.clone(), y.clone()
+        self.static_total = torch.zeros((), device=t.device)
+        graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)  # gradients live in the graph's own memory
+        torch.cuda.synchronize(t.device)
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            with t.autocast(cache=False):
+                loss = F.cross_entropy(self.model(self.static_x), self.static_y)
+            loss.backward()
+            self.sparsity.after_backward()
+            self.optimizer.step()
+            self.sparsity.after_step(lr)
+            self.static_total.add_(loss.detach().float() * len(self.static_y))
+        self.graph, self.lr = graph, lr
+
+
 class _Trainer:
     """State of one run: model, optimizer, schedule, sparsity, RNG; runs epochs and checkpoints."""
 
@@ -185,6 +262,13 @@ class _Trainer:
         self.checkpoint = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
         self.step = 0
         self._compiled: dict[int, nn.Module] = {}
+        graphs = config.cuda_graphs
+        if graphs is None:
+            graphs = cuda and self.precision != "fp16" and not config.compile
+        elif graphs and not cuda:
+            graphs = False  # nothing to capture on the CPU: the plain loop
+        self.cuda_graphs = graphs
+        self._graphs: dict[int, _GraphedStep] = {}
 
     def _optimizer(self, model: nn.Module, milestones: list[int] | None = None):
         c = self.config
@@ -196,11 +280,32 @@ class _Trainer:
         ms = c.lr_milestones if milestones is None else milestones
         return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=ms, gamma=0.1)
 
-    def autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self, cache: bool = True) -> contextlib.AbstractContextManager:
         """The forward pass's precision: autocast to bf16/fp16, or nothing for fp32."""
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision], cache_enabled=cache)
+
+    def step_once(self, net: nn.Module, optimizer, sparsity: SparsityMethod, x, y, lr: float, total) -> None:
+        """One plain training step; the loss, times the batch size, is added to ``total`` on the device."""
+        optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = F.cross_entropy(net(x), y)
+        scaler = self.scaler
+        if scaler is None:
+            loss.backward()
+            sparsity.after_backward()
+            optimizer.step()
+            sparsity.after_step(lr)
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # true gradients for NS's λ·sign(γ)
+            sparsity.after_backward()
+            scaler.step(optimizer)  # fused: skips itself on overflow, no host sync
+            skipped = sum(scaler._found_inf_per_device(optimizer).values()) > 0
+            scaler.update()
+            sparsity.after_step(lr, skipped)
+        total.add_(loss.detach().float() * len(y))
 
     def train_module(self, model: nn.Module) -> nn.Module:
         """``model``, or its ``torch.compile`` form (made once per network) when the config asks."""
@@ -226,33 +331,25 @@ class _Trainer:
         net = self.train_module(model)
         lr = optimizer.param_groups[0]["lr"]
         total, count = torch.zeros((), device=self.device), 0
-        scaler = self.scaler
+        graphed = self._graphed(model, optimizer, sparsity) if self.cuda_graphs else None
         for x, y in train_batches(self.data, self.config.batch_size, self.data_generator):
             if self.cb.should_stop():
                 raise TrainingStopped(len(self.history))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            with self.autocast():
-                loss = F.cross_entropy(net(x), y)
-            if scaler is None:
-                loss.backward()
-                sparsity.after_backward()
-                optimizer.step()
-                sparsity.after_step(lr)
-            else:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)  # true gradients for NS's λ·sign(γ)
-                sparsity.after_backward()
-                scaler.step(optimizer)  # fused: skips itself on overflow, no host sync
-                skipped = sum(scaler._found_inf_per_device(optimizer).values()) > 0
-                scaler.update()
-                sparsity.after_step(lr, skipped)
-            total += loss.detach().float() * len(y)
+            if graphed is None or not graphed.step(x, y, lr, total):
+                self.step_once(net, optimizer, sparsity, x, y, lr, total)
             count += len(y)
             self.step += 1
             self.cb.on_step(self.step, self.total_steps)
         return total, count
+
+    def _graphed(self, model: nn.Module, optimizer, sparsity: SparsityMethod) -> _GraphedStep:
+        key = id(model)
+        if key not in self._graphs or self._graphs[key].optimizer is not optimizer:
+            # one network's graph at a time (fine-tuning drops the full network's)
+            self._graphs = {key: _GraphedStep(self, model, optimizer, sparsity)}
+        return self._graphs[key]
 
     def record(
         self,

@@ -48,6 +48,31 @@ def test_fp16_is_refused_on_the_cpu_with_the_rule():
             fit(config)
 
 
+@pytest.mark.parametrize(
+    "fields, rule",
+    [
+        ({"cuda_graphs": True}, "cuda_graphs needs a CUDA device"),
+        ({"cuda_graphs": True, "device": "cuda", "precision": "fp16"}, "does not combine with precision fp16"),
+        ({"cuda_graphs": True, "device": "auto", "compile": True}, "or compile"),
+        ({"precision": "fp8"}, "'auto', 'fp32', 'bf16' or 'fp16'"),
+    ],
+)
+def test_invalid_gpu_settings_are_refused_naming_the_field_and_rule(fields, rule):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        TrainConfig(**{**TINY, **fields})
+    (e,) = err.value.errors()
+    assert e["loc"] == (("cuda_graphs",) if "cuda_graphs" in fields else ("precision",))
+    assert rule in e["msg"]
+
+
+def test_cuda_graphs_stay_off_on_the_cpu_by_default():
+    from proxns_core.train import _Trainer as T
+
+    assert T(TrainConfig(**TINY), Callbacks(), None).cuda_graphs is False
+
+
 def test_channels_last_trains_channels_last_weights_and_records_it():
     t = _Trainer(TrainConfig(**TINY, channels_last=True), Callbacks(), None)
     conv = next(m for m in t.model.modules() if isinstance(m, torch.nn.Conv2d))

@@ -268,6 +268,27 @@ BAD_REQUESTS = [
         ["4096"],
     ),
     (
+        "fp16 on the cpu",
+        "/api/jobs",
+        {**TINY_JOB, "device": "cpu", "precision": "fp16"},
+        ["body", "precision"],
+        ["needs a CUDA device", "fp32 or bf16"],
+    ),
+    (
+        "CUDA graphs on the cpu",
+        "/api/jobs",
+        {**TINY_JOB, "device": "cpu", "cuda_graphs": True},
+        ["body", "cuda_graphs"],
+        ["needs a CUDA device"],
+    ),
+    (
+        "an unknown precision",
+        "/api/jobs",
+        {**TINY_JOB, "precision": "fp8"},
+        ["body", "precision"],
+        ["'fp32'", "'bf16'", "'fp16'"],
+    ),
+    (
         "densenet-4801 as an experiment's base",
         "/api/experiments",
         {"name": "x", "base": {"arch": "densenet", "depth": 4801}, "sweep": {"seed": [0, 1]}},
