@@ -129,7 +129,8 @@ def submit(config: str, server: str, token: str | None, as_json: bool) -> None:
         )
         return
     job = request(server, "POST", "/api/jobs", token, json=data)
-    click.echo(json.dumps(job, indent=2) if as_json else f"job {job['id']} {job['status']}")
+    waiting = f" (waiting: {job['waiting_reason']})" if job.get("waiting_reason") else ""
+    click.echo(json.dumps(job, indent=2) if as_json else f"job {job['id']} {job['status']}{waiting}")
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -168,6 +169,8 @@ def jobs(
             f"{_fmt(c.get('lam'), '.4g'):>8}  {j['progress']:>8.0%}  {_fmt(r.get('acc_slim'), '.4f'):>8}  "
             f"{_fmt(r.get('pruned_fraction'), '.1%'):>6}"
         )
+        if j.get("waiting_reason"):
+            click.echo(f"{'':>5}  waiting: {j['waiting_reason']}")
     click.echo(f"{len(page['items'])} of {page['total']} jobs")
 
 

@@ -47,10 +47,13 @@ T = TypeVar("T")
 
 
 def resolved_device(spec: str) -> str:
-    """The device a config will train on here (``auto`` picks CUDA when this process sees a GPU)."""
-    if spec != "auto":
-        return spec
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """The device a config will train on here, as the job shows it while it runs: ``auto`` picks the
+    first GPU this process sees, else the CPU; ``cuda`` is named with its index (``cuda:0``)."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda" and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}"
+    return spec
 
 
 def worker_host() -> str:

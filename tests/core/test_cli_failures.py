@@ -225,6 +225,17 @@ def test_submit_of_an_invalid_config_lists_the_fields_on_one_line(server: str, t
     assert "depth 100 is not valid for resnet" in line and "; width:" in line
 
 
+def test_submit_and_jobs_say_why_a_job_waits_when_no_worker_is_registered(server: str, tmp_path: Path) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text("dataset: digits\narch: vgg\ndepth: 11\nwidth: 0.25\nepochs: 1\n")
+    submitted = proxns("submit", str(config), "--server", server)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "queued (waiting: no worker is registered yet" in submitted.stdout
+    listed = proxns("jobs", "--server", server)
+    assert listed.returncode == 0, listed.stderr
+    assert "waiting: no worker is registered yet" in listed.stdout
+
+
 def test_download_into_a_missing_folder_fails_before_asking_the_server(server: str, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "model.onnx"
     # Job 999999 does not exist: had the server been asked, the error would be its 404.
