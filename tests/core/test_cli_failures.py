@@ -225,7 +225,9 @@ def test_submit_of_an_invalid_config_lists_the_fields_on_one_line(server: str, t
     assert "depth 100 is not valid for resnet" in line and "; width:" in line
 
 
-def test_submit_and_jobs_say_why_a_job_waits_when_no_worker_is_registered(server: str, tmp_path: Path) -> None:
+def test_submit_and_jobs_say_why_a_job_waits_when_no_worker_is_registered(
+    server: str, tmp_path: Path
+) -> None:
     config = tmp_path / "ok.yaml"
     config.write_text("dataset: digits\narch: vgg\ndepth: 11\nwidth: 0.25\nepochs: 1\n")
     submitted = proxns("submit", str(config), "--server", server)

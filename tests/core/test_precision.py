@@ -52,7 +52,10 @@ def test_fp16_is_refused_on_the_cpu_with_the_rule():
     "fields, rule",
     [
         ({"cuda_graphs": True}, "cuda_graphs needs a CUDA device"),
-        ({"cuda_graphs": True, "device": "cuda", "precision": "fp16"}, "does not combine with precision fp16"),
+        (
+            {"cuda_graphs": True, "device": "cuda", "precision": "fp16"},
+            "does not combine with precision fp16",
+        ),
         ({"cuda_graphs": True, "device": "auto", "compile": True}, "or compile"),
         ({"precision": "fp8"}, "'auto', 'fp32', 'bf16' or 'fp16'"),
     ],
