@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,6 +40,21 @@ class DashboardFiles(StaticFiles):
         return response
 
 
+def quiet_garbage_collector() -> None:
+    """Keep the cyclic garbage collector out of the latency tail.
+
+    Everything imported and built at start-up (modules, the app, routes, schemas) is moved out of
+    the collector's sight (``gc.freeze``), and the youngest generation is collected every 50,000
+    allocations instead of 700: a request allocates thousands of short-lived objects, and with the
+    defaults a full collection over the whole heap landed in one request in a few hundred and
+    stalled every other request of that process (the p99 of ``GET /api/jobs``).
+    """
+    if gc.get_freeze_count() == 0:  # once per process (tests build many apps in one)
+        gc.collect()
+        gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from ``PROXNS_*``). The schema must already be migrated."""
     settings = settings or Settings()
@@ -47,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Delivers the outbox, re-delivers lost messages, takes back jobs whose worker died.
         reconciler = Reconciler(app.state.sessionmaker, settings, app.state.queue.publish).start()
+        quiet_garbage_collector()
         yield
         reconciler.stop()
         app.state.queue.close()
