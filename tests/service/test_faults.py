@@ -632,7 +632,7 @@ def test_broker_hanging_during_submissions_answers_201_in_time_and_delivers_once
             health = client.get("/healthz")
             health_took = time.monotonic() - t0
             print(f"submissions {[round(took, 2) for _, took in timed]} s, /healthz {health_took:.2f} s")
-            assert health_took < 8 and health.status_code in (200, 503)
+            assert health_took < 3 and health.status_code == 503  # one 1-second try at the broker
             ids = sorted(r.json()["id"] for r, _ in timed)
             assert all(client.get(f"/api/jobs/{j}").json()["status"] == "queued" for j in ids)
         with sessions() as s:
