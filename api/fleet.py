@@ -35,7 +35,7 @@ from store.fleet import aware, list_workers
 from store.settings import Settings
 
 #: The fields of a config that decide where it can run.
-NEEDS = ("device", "dataset", "data_root", "precision")
+NEEDS = ("device", "dataset", "data_root", "precision", "download")
 NO_WORKER = "no worker is registered yet: the job starts once one is (proxns worker)"
 
 
@@ -226,6 +226,10 @@ def fleet_problems(
     dataset, data_root = need["dataset"], need["data_root"]
     errors: list[dict[str, Any]] = []
 
+    def has_data(w: WorkerInfo) -> bool:
+        # download: true lets the worker fetch a missing torchvision data set: any worker may take it
+        return bool(need["download"]) or _dataset_ok(w, dataset, data_root)
+
     def refuse(field: str | None, msg: str, value: Any) -> None:
         where = (*loc, field) if field else loc
         errors.append({"type": "no_worker_can_run", "loc": where, "msg": msg, "input": value})
@@ -245,7 +249,7 @@ def fleet_problems(
         else:
             msg = f"precision 'bf16' on device {device} needs a card with bf16: live workers offer {devices}"
         refuse("precision", msg, precision)
-    if not any(_dataset_ok(w, dataset, data_root) for w in live):
+    if not any(has_data(w) for w in live):
         refuse(
             "dataset",
             f"dataset {dataset!r} is not on any live worker: {_offered_datasets(live, data_root)} "
@@ -253,8 +257,7 @@ def fleet_problems(
             dataset,
         )
     if not errors and not any(
-        _device_ok(w, device) and _precision_ok(w, device, precision) and _dataset_ok(w, dataset, data_root)
-        for w in live
+        _device_ok(w, device) and _precision_ok(w, device, precision) and has_data(w) for w in live
     ):
         refuse(
             None,

@@ -143,6 +143,19 @@ def measure_latencies(
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
+    if cuda:  # events record on the current device's stream: make it the networks' card
+        with torch.cuda.device(device):
+            return _measure_latencies(
+                networks, batch_sizes, input_size, device, repeats, warmup, min_repeats, max_seconds
+            )
+    return _measure_latencies(
+        networks, batch_sizes, input_size, device, repeats, warmup, min_repeats, max_seconds
+    )
+
+
+@torch.inference_mode()
+def _measure_latencies(networks, batch_sizes, input_size, device, repeats, warmup, min_repeats, max_seconds):
+    cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     names = list(networks)
     out: list[Latency] = []

@@ -39,7 +39,9 @@ class ConstantFold(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The map depends only on the input's size and the kernel: compute it once per size (an extra
         # convolution per layer would cost as much as the FLOPs saved on small, slimmed layers).
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+            # (While a CUDA graph is captured the map is computed inside it: a cached tensor could be
+            # replaced and freed by a later call of another dtype while the graph still reads it.)
             # no Python cache inside a compiled graph (it would recompile per call): the map is an
             # expression of constants there, which inductor folds away when freezing
             return self._bias_map(x)

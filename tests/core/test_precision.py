@@ -98,6 +98,28 @@ def test_a_network_trained_channels_last_exports_plain_weights(tmp_path):
     assert conv.weight.is_contiguous()
 
 
+def test_prefilled_momentum_makes_a_skipped_first_step_harmless_and_a_real_one_plain_sgd():
+    """Fused SGD creates missing momentum buffers with empty_like and returns at once on an fp16
+    overflow: a skipped first step would leave garbage behind. Zeros give the first-step rule buf = g."""
+    from proxns_core.train import prefill_momentum
+
+    torch.manual_seed(0)
+    models = [build_model("vgg", 11, 10, width=0.125) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4) for m in models]
+    prefill_momentum(opts[1])
+    assert all(torch.count_nonzero(s["momentum_buffer"]) == 0 for s in opts[1].state.values())
+    assert len(opts[1].state) == len(list(models[1].parameters()))
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    for _ in range(2):
+        for m, opt in zip(models, opts):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_a_skipped_fp16_step_moves_neither_gamma_nor_xi():
     model = build_model("vgg", 11, 10, width=0.125)
     prox = ProximalNS(lam=0.5, beta=100.0)

@@ -120,6 +120,11 @@ def test_cifar10_without_its_files_on_the_fleet_is_refused_naming_the_dataset_an
     )
     assert error["loc"] == ["body", "base", "dataset"]
     assert client.get("/api/jobs").json()["total"] == 0
+    # With download: true a worker fetches the files itself: any live worker may take it.
+    downloading = client.post("/api/jobs", json={**cifar, "download": True})
+    assert downloading.status_code == 201, downloading.text
+    assert downloading.json()["waiting_reason"] is None
+    client.post(f"/api/jobs/{downloading.json()['id']}/cancel")
 
     fleet.add("proxns-2@c", [CPU], ["digits", "synthetic", "cifar10"])
     created = client.post("/api/jobs", json=cifar)
