@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.limits import _is_json
+from api.limits import UPLOAD_CONTENT_TYPE, UPLOAD_PATHS, _is_json
 from store.users import Principal, hash_token, verify_token
 
 bearer = HTTPBearer(
@@ -106,13 +106,21 @@ async def authenticate(app_state: Any, headers: dict[bytes, bytes]) -> Principal
     return principal
 
 
-def check_json_body(method: str, headers: dict[bytes, bytes]) -> None:
-    """415 for a state-changing request that carries a body other than JSON."""
+def check_json_body(method: str, headers: dict[bytes, bytes], path: str = "") -> None:
+    """415 for a state-changing request that carries a body other than JSON (an upload route:
+    other than application/octet-stream)."""
     if method in ("GET", "HEAD", "OPTIONS"):
         return
     length = headers.get(b"content-length", b"").strip()
     has_body = length not in (b"", b"0") or b"transfer-encoding" in headers
     content_type = headers.get(b"content-type")
+    if method == "POST" and path in UPLOAD_PATHS:
+        kind = (content_type or b"").decode("latin-1").split(";")[0].strip().lower()
+        if has_body and kind != UPLOAD_CONTENT_TYPE:
+            raise HTTPException(
+                415, f"the request body must be the file (Content-Type: {UPLOAD_CONTENT_TYPE})"
+            )
+        return
     if has_body and not _is_json(content_type.decode("latin-1") if content_type else None):
         raise HTTPException(415, "the request body must be JSON (Content-Type: application/json)")
 
@@ -137,7 +145,7 @@ class Authenticate:
         headers = dict(scope.get("headers") or [])
         try:
             principal = await authenticate(self.fastapi_app.state, headers)
-            check_json_body(scope["method"], headers)
+            check_json_body(scope["method"], headers, path)
         except HTTPException as exc:
             response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
             await response(scope, receive, send)

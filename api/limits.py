@@ -108,12 +108,21 @@ def json_body_errors(document: Any, limit: int = 20) -> list[dict[str, Any]]:
     return errors
 
 
+#: Routes (POST) whose body is a file rather than JSON: the body is streamed to the route, which
+#: bounds it by the setting named here (413 from Content-Length already here), not buffered.
+UPLOAD_PATHS: dict[str, str] = {"/api/weights": "max_weights_bytes"}
+#: The body type such a route takes (not one a cross-site form can send without a CORS preflight).
+UPLOAD_CONTENT_TYPE = "application/octet-stream"
+
+
 class RequestLimits:
     """ASGI middleware: body size (413) and JSON values no field accepts (422), before routing."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, upload_bytes: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        #: Per upload path (:data:`UPLOAD_PATHS`), its bound.
+        self.upload_bytes = upload_bytes or {}
 
     def _too_large(self) -> JSONResponse:
         return JSONResponse(
@@ -130,6 +139,15 @@ class RequestLimits:
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         length = headers.get(b"content-length")
+        upload = self.upload_bytes.get(scope.get("path", "")) if scope["method"] == "POST" else None
+        if upload is not None:  # a file: the route streams it and bounds what it reads
+            if length is not None and length.strip().isdigit() and int(length) > upload:
+                setting = setting_name(UPLOAD_PATHS[scope["path"]])
+                detail = f"request body is larger than {upload} bytes (setting {setting})"
+                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
         if length is not None and length.strip().isdigit() and int(length) > self.max_body_bytes:
             await self._too_large()(scope, receive, send)
             return
@@ -296,5 +314,6 @@ def limits(settings: Settings) -> dict[str, Any]:
         "max_queued_jobs",
         "max_queued_jobs_per_user",
         "max_body_bytes",
+        "max_weights_bytes",
     ]
     return {name: getattr(settings, name) for name in names}

@@ -18,9 +18,9 @@ from api.deps import API_DEPENDENCIES
 from api.docs import add_offline_docs
 from api.errors import error_responses, validation_error_handler
 from api.fleet import FleetCache
-from api.limits import RequestLimits
+from api.limits import UPLOAD_PATHS, RequestLimits
 from api.queue import JobQueue
-from api.routes import experiments, health, jobs, me, meta
+from api.routes import experiments, health, jobs, me, meta, weights
 from api.routes.jobs import RenderedPages
 from api.routes.meta import DatasetStatuses
 from store.db import make_engine, make_sessionmaker
@@ -96,12 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The live workers (what they can run), read at most once per fleet_cache_seconds; sessions find it.
     app.state.fleet = FleetCache.attach(app.state.sessionmaker, settings)
 
-    for module in (jobs, experiments, meta, me):
+    for module in (jobs, experiments, meta, me, weights):
         app.include_router(module.router, dependencies=API_DEPENDENCIES, responses=error_responses(401))
     app.include_router(health.router)
     # 422s name the field without echoing megabytes of input; bodies are bounded before routing.
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    uploads = {path: getattr(settings, setting) for path, setting in UPLOAD_PATHS.items()}
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, upload_bytes=uploads)
     # Before the body is read or checked: an /api request without a valid token gets 401 at once.
     app.add_middleware(Authenticate, fastapi_app=app)
     if settings.cors_origins:  # none by default: a foreign page gets no CORS headers at all

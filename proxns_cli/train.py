@@ -254,6 +254,7 @@ def train(
     from proxns_core.data import DatasetNotFoundError
     from proxns_core.export import export_slim
     from proxns_core.train import DeviceUnavailableError, TrainingStopped, fit
+    from proxns_core.weights import WeightsError
 
     (out / "config.json").write_text(json.dumps(config.model_dump(), indent=2))
     metrics_path = out / "metrics.jsonl"
@@ -262,11 +263,11 @@ def train(
     progress = ProgressCallbacks(metrics_path, quiet)
     try:
         fitted = fit(config, progress, checkpoint_dir=str(out), resume=resume)
-    except (DatasetNotFoundError, DeviceUnavailableError, TrainingStopped) as err:
+    except (DatasetNotFoundError, DeviceUnavailableError, TrainingStopped, WeightsError) as err:
         if not resume and not metrics_path.exists():
             # Nothing ran: leave no run behind, so the corrected command is not refused.
             (out / "config.json").unlink(missing_ok=True)
-        fail(str(err))
+        fail(f"--init-weights {config.init_weights}: {err}" if isinstance(err, WeightsError) else str(err))
     finally:
         progress.close()
     result = _as_dict(fitted.result)

@@ -246,6 +246,10 @@ PRECISION_RULE = (
 )
 #: Longest ``data_root`` a config may name (a path; Linux's PATH_MAX).
 MAX_PATH_LENGTH = 4096
+#: Default lr of a run that starts from ``init_weights`` (fine-tuning a trained network).
+FINETUNE_LR = 0.01
+#: How a service job's ``init_weights`` names an upload (``POST /api/weights``): ``weights:ID``.
+WEIGHTS_REF_PREFIX = "weights:"
 
 
 def _refuse_bool(value: Any) -> Any:
@@ -290,6 +294,14 @@ class TrainConfig(BaseModel):
     arch: Arch = Field("vgg", description="vgg (with BN), resnet (pre-activation bottleneck), densenet.")
     depth: Int | None = Field(None, description="Network depth; default 19 / 164 / 40 by arch.")
     width: Float = Field(1.0, gt=0, le=4, description="Channel width multiplier (small runs: 0.25).")
+    init_weights: Text | None = Field(
+        None,
+        max_length=MAX_PATH_LENGTH,
+        description="Starting weights: a state_dict of this arch, depth, width and data set's classes "
+        "(safetensors, or torch.save read with weights_only). For a service job the reference of an "
+        "upload (weights:ID, from POST /api/weights); for proxns train a file. With it, lr defaults "
+        f"to {FINETUNE_LR} (fine-tuning) instead of 0.1, and proxns's ξ start at the loaded γ.",
+    )
     method: Method = Field("proxns", description="baseline, ns (network slimming) or proxns.")
     lam: Float | None = Field(None, ge=0, le=10, description="λ, the ℓ1 weight; default by method and arch.")
     beta: Float | None = Field(None, gt=0, le=1e6, description="β, the coupling weight (proxns only).")
@@ -298,7 +310,9 @@ class TrainConfig(BaseModel):
     )
     epochs: Int = Field(160, ge=1, le=MAX_EPOCHS)
     batch_size: Int = Field(64, ge=1, le=4096)
-    lr: Float = Field(0.1, gt=0, le=10)
+    lr: Float = Field(
+        0.1, gt=0, le=10, description=f"Learning rate; when unset and init_weights is given: {FINETUNE_LR}."
+    )
     momentum: Float = Field(0.9, ge=0, lt=1)
     weight_decay: Float = Field(1e-4, ge=0, lt=1)
     lr_milestones: list[Int] | None = Field(
@@ -417,6 +431,8 @@ class TrainConfig(BaseModel):
                 setattr(self, name, method_default(name, self.method, self.arch))
         if self.lr_milestones is None:
             self.lr_milestones = default_milestones(self.epochs)
+        if self.init_weights is not None and "lr" not in self.model_fields_set:
+            self.lr = FINETUNE_LR  # a pretrained start: 0.1 would throw away what it learned
         return self
 
 

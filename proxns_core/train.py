@@ -113,6 +113,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+@torch.no_grad()
+def prefill_momentum(optimizer: torch.optim.SGD) -> None:
+    """Zero momentum buffers before the first step, which then computes buf = g as SGD's first-step rule.
+
+    The fused SGD kernel creates missing buffers with ``empty_like`` and returns at once when the fp16
+    grad scaler found an overflow: a skipped first step would leave them uninitialised, and every
+    later step would add 0.9 × garbage. Zeros make a skipped first step harmless.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if state.get("momentum_buffer") is None:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
 def _finite(value: float) -> float | None:
     """NaN and infinities (a diverged run) become None: JSON clients cannot read them."""
     return value if math.isfinite(value) else None
@@ -216,7 +231,8 @@ class _GraphedStep:
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # gradients live in the graph's own memory
         torch.cuda.synchronize(t.device)
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        stream = torch.cuda.Stream(t.device)  # on the run's card, whatever the class-level default is
+        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
             with t.autocast(cache=False):
                 loss = F.cross_entropy(self.model(self.static_x), self.static_y)
             loss.backward()
@@ -234,8 +250,12 @@ class _Trainer:
         self.config = config
         self.cb = callbacks
         self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
         cuda = self.device.type == "cuda"
+        if cuda:
+            # cuda:N is this thread's current device from here on: streams, events, graphs and the
+            # bf16 check all follow the current device.
+            torch.cuda.set_device(self.device)
+        self.precision = resolve_precision(config.precision, self.device)
         self.channels_last = cuda if config.channels_last is None else config.channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)
@@ -255,6 +275,11 @@ class _Trainer:
         )
         self.sparsity = make_sparsity(config)
         self.sparsity.attach(self.model, self.generator)
+        if config.init_weights:  # a pretrained start (a resumed run's checkpoint then loads over it)
+            from .weights import describe, load_init_weights
+
+            what = describe(config.arch, config.depth, config.width, self.data.num_classes)
+            load_init_weights(self.model, self.sparsity, config.init_weights, what)
         self.optimizer, self.scheduler = self._optimizer(self.model)
         # fp16 needs loss scaling; the fused SGD step reads the scaler's overflow flag on the device.
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
@@ -277,6 +302,8 @@ class _Trainer:
         opt = torch.optim.SGD(
             model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, **fused
         )
+        if fused and c.momentum:
+            prefill_momentum(opt)
         ms = c.lr_milestones if milestones is None else milestones
         return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=ms, gamma=0.1)
 

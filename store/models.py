@@ -206,6 +206,27 @@ class Artifact(Base):
     location: Mapped[str] = mapped_column(Text)
 
 
+class Weights(Base):
+    """An uploaded state_dict (``POST /api/weights``) that configs start from (``init_weights``:
+    ``weights:ID``); checked at upload against the network it names. ``location`` is its path in
+    the artifact store (relative to it)."""
+
+    __tablename__ = "weights"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    arch: Mapped[str] = mapped_column(String(64))
+    depth: Mapped[int] = mapped_column(Integer)
+    width: Mapped[float] = mapped_column(Float)
+    num_classes: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Worker(Base):
     """A live (or lately live) worker process and what it can run: its devices and the data sets it can
     load. Each worker writes its own row at start and on every fleet heartbeat (``worker/fleet.py``) and

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body (bytes); larger ones get 413."
     )
+    max_weights_bytes: int = Field(
+        512 * 2**20,
+        ge=1024,
+        description="Largest weights file POST /api/weights takes (bytes); larger get 413.",
+    )
     page_cache_bytes: int = Field(
         32 * 2**20, ge=0, description="Bytes of rendered job-list pages the API keeps (per process)."
     )

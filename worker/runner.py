@@ -317,6 +317,19 @@ def run_job(
         config: TrainConfig | None = TrainConfig.model_validate(stored)
         if settings.data_root and not config.data_root:
             config = config.model_copy(update={"data_root": settings.data_root})
+        if config.init_weights:  # weights:ID → the uploaded file in the artifact store
+            from store.weights import weights_file
+
+            ref = config.init_weights
+
+            def find() -> str:
+                with make_session() as s:
+                    return weights_file(s, ref, settings.artifact_dir)
+
+            path = with_retries(f"job {job_id}: finding its init_weights", find, 60)
+            if path is None:
+                raise ValueError(f"init_weights {ref} does not exist (deleted?)")
+            config = config.model_copy(update={"init_weights": path})
         device = resolved_device(config.device)
         invalid = None
     except ValueError as exc:  # stored before a rule changed: the job fails with the reason below

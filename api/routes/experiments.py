@@ -14,6 +14,7 @@ from api.fleet import check_fleet
 from api.idempotency import idempotency_key_header, idempotent
 from api.limits import check_configs, check_queue_room
 from api.queue import JobQueue
+from api.routes.weights import check_init_weights
 from api.schemas import (
     MAX_ID,
     ExperimentCreate,
@@ -87,6 +88,7 @@ def create_experiment(
     configs = expand(body, settings.max_sweep_jobs)
     check_configs(configs, settings, ("body", "base"))
     check_fleet(configs, db, ("body", "base"))
+    check_init_weights(configs, db, user, settings, ("body", "base"))
     sweep = body.sweep.model_dump(exclude_none=True)
 
     def create() -> tuple[int, JSONResponse]:

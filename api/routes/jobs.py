@@ -26,6 +26,7 @@ from api.fleet import check_fleet
 from api.idempotency import idempotency_key_header, idempotent
 from api.limits import check_configs, check_queue_room
 from api.queue import JobQueue
+from api.routes.weights import check_init_weights
 from api.schemas import (
     MAX_ID,
     ArtifactList,
@@ -165,6 +166,7 @@ def create_job(
 ) -> JSONResponse:
     check_configs([config], settings)
     check_fleet([config], db)
+    check_init_weights([config], db, user, settings)
 
     def create() -> tuple[int, JSONResponse]:
         check_queue_room(db, settings, 1, user.id)

@@ -99,6 +99,7 @@ export const api = {
   listExperiments: (params) => request("GET", `/api/experiments${query(params)}`),
   getExperiment: (id) => request("GET", `/api/experiments/${encodeURIComponent(id)}`),
   submitExperiment: (body) => request("POST", "/api/experiments", body),
+  listWeights: () => request("GET", "/api/weights"),
 };
 
 /** Cache of GET /api/meta: it only changes when the server restarts. */

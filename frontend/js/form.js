@@ -11,7 +11,7 @@ import { parseList } from "./sweep.js";
 // this list lacks still appear (under "Other"); fields it lists that the schema lacks are skipped.
 const GROUPS = [
   ["Data", ["dataset", "train_subset", "test_subset", "data_root", "download"]],
-  ["Model", ["arch", "depth", "width"]],
+  ["Model", ["arch", "depth", "width", "init_weights"]],
   ["Sparsity", ["method", "lam", "beta", "prune_ratio"]],
   ["Training", ["epochs", "finetune_epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_milestones", "seed", "device"]],
 ];
@@ -24,6 +24,7 @@ const LABELS = {
   arch: "Architecture",
   depth: "Depth",
   width: "Width multiplier",
+  init_weights: "Starting weights",
   method: "Method",
   lam: "λ (ℓ1 weight)",
   beta: "β (coupling weight)",
@@ -197,7 +198,28 @@ function schemaField(ctx, name) {
   return textField(ctx, name, hint);
 }
 
-const FIELD_BUILDERS = { dataset: datasetField, arch: archField, depth: depthField, method: methodField };
+/**
+ * The choices of the starting-weights select: none, then the user's uploads (GET /api/weights
+ * items) as `weights:ID`; a `current` reference missing from them (a copied job's) is kept.
+ */
+export function weightsChoices(uploads, current) {
+  const choices = [{ value: "", label: "none (random start)" }];
+  for (const w of uploads || []) {
+    choices.push({ value: w.ref, label: `${w.name}: ${w.arch}-${w.depth} ×${w.width}, ${w.num_classes} classes (${w.ref})` });
+  }
+  if (current && !choices.some((c) => c.value === current)) choices.push({ value: current, label: current });
+  return choices;
+}
+
+function weightsField(ctx) {
+  const uploads = ctx.meta.weights || [];
+  const hint = uploads.length
+    ? "Start from an uploaded state_dict (lr then defaults to 0.01)."
+    : "None uploaded yet: POST /api/weights (see the README, Starting weights).";
+  return wrapField(ctx, "init_weights", selectControl(weightsChoices(uploads)), { hint });
+}
+
+const FIELD_BUILDERS = { dataset: datasetField, arch: archField, depth: depthField, method: methodField, init_weights: weightsField };
 
 function groupFieldset(ctx, title, names) {
   const build = (name) => (FIELD_BUILDERS[name] || schemaField)(ctx, name);
@@ -271,6 +293,8 @@ function setConfigValues(fields, config, refresh) {
     const f = fields[name];
     if (!f || v === null || v === undefined) continue;
     if (f.control.type === "checkbox") f.control.checked = Boolean(v);
+    else if (name === "init_weights" && ![...f.control.options].some((o) => o.value === v))
+      f.control.append(h("option", { value: v, selected: true }, v));
     else if (Array.isArray(v)) f.control.value = v.join(", ");
     else f.control.value = String(v);
   }

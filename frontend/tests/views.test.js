@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { cleanMessage, fieldGroups } from "../js/form.js";
+import { cleanMessage, fieldGroups, weightsChoices } from "../js/form.js";
 import { exposedPoints, plotPoints, plotSummary, tallyStatuses } from "../js/views/experiments.js";
 import { finalAcc, jobsHash, jobsQuery, jobsState } from "../js/views/jobs.js";
 import { sweepAxisLabel } from "../js/views/submit.js";
@@ -119,6 +119,15 @@ describe("form helpers", () => {
       ["Training", ["epochs"]],
       ["Other", ["mystery"]],
     ]);
+  });
+  test("weightsChoices: none first, then the uploads by ref; a copied job's unknown ref kept", () => {
+    const upload = { ref: "weights:3", name: "mine", arch: "vgg", depth: 11, width: 0.25, num_classes: 10 };
+    assert.deepEqual(weightsChoices([upload]), [
+      { value: "", label: "none (random start)" },
+      { value: "weights:3", label: "mine: vgg-11 ×0.25, 10 classes (weights:3)" },
+    ]);
+    assert.deepEqual(weightsChoices(undefined, "weights:9").at(-1), { value: "weights:9", label: "weights:9" });
+    assert.equal(weightsChoices([upload], "weights:3").length, 2);
   });
   test("cleanMessage drops pydantic's prefix", () => {
     assert.equal(cleanMessage("Value error, depth must be 11, 13"), "depth must be 11, 13");

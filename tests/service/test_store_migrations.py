@@ -28,6 +28,7 @@ TABLES = {
     "users",
     "api_tokens",
     "workers",
+    "weights",
 }
 
 

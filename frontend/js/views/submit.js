@@ -98,8 +98,8 @@ async function sendForm({ button, status, formError }, send, pageFor, resolve) {
 /** `meta` with the fleet and data sets as they are now (loadMeta's copy is from the first page load). */
 async function withCurrentFleet(meta) {
   try {
-    const now = await api.meta();
-    return { ...meta, fleet: now.fleet, datasets: now.datasets };
+    const [now, weights] = await Promise.all([api.meta(), api.listWeights().catch(() => ({ items: [] }))]);
+    return { ...meta, fleet: now.fleet, datasets: now.datasets, weights: weights.items };
   } catch (err) {
     if (err.status === 401) throw err;
     return meta;
