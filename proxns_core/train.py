@@ -252,6 +252,8 @@ class _Trainer:
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
         if cuda:
+            if self.device.index is None:
+                self.device = torch.device("cuda", torch.cuda.current_device())
             # cuda:N is this thread's current device from here on: streams, events, graphs and the
             # bf16 check all follow the current device.
             torch.cuda.set_device(self.device)

@@ -147,7 +147,7 @@ def test_one_gpu_worker_registers_its_card_and_an_auto_job_runs_there(fleet_fact
         assert created.status_code == 201, created.text
         done = fleet.wait_finished(client, created.json()["id"])
     assert done["status"] == "succeeded", done["error"]
-    assert done["device"] == "cuda"
+    assert done["device"] == "cuda:0"  # the job row names the card it ran on
     assert done["worker_host"].endswith(" gpu 0") and pid_of(done["worker_host"]) == row.pid
     result = done["result"]
     assert result["device"] == "cuda:0"
