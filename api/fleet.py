@@ -13,63 +13,29 @@ the session they already have.
 - A config's needs: its device (``cpu``: any worker; ``cuda``: a CUDA card; ``cuda:N``: more than N
   cards in one worker; ``auto``: any), its data set in its ``data_root`` (the worker's default folder
   when unset; a folder below one a worker lists cannot be checked and is let through), and its
-  precision (``fp16`` needs a card; ``bf16`` on a card needs a card with bf16).
+  precision (``fp16`` needs a card; ``bf16`` on a card needs a card with bf16). These rules live in
+  ``store/capabilities.py``, shared with the workers: a worker passes on a job it cannot run.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
-from store.fleet import aware, list_workers
+# The matching rules are shared with the workers (a worker passes on a job it cannot run).
+from store.capabilities import WorkerInfo, fleet_problems
+from store.fleet import list_workers
 from store.settings import Settings
 
-#: The fields of a config that decide where it can run.
-NEEDS = ("device", "dataset", "data_root", "precision", "download")
 NO_WORKER = "no worker is registered yet: the job starts once one is (proxns worker)"
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """One registered worker as the API read it."""
-
-    name: str
-    hostname: str
-    pid: int
-    devices: tuple[dict[str, Any], ...]
-    datasets: tuple[dict[str, Any], ...]
-    started_at: datetime
-    last_seen: datetime
-
-    def cuda(self) -> list[dict[str, Any]]:
-        return [d for d in self.devices if d.get("type") == "cuda"]
-
-    def datasets_in(self, data_root: str | None) -> set[str] | None:
-        """The data sets this worker can load from ``data_root`` (its default folder when None); None
-        when it lists no such folder but one containing it (it may be there: not checkable)."""
-        if data_root is None:
-            entry = next((e for e in self.datasets if e.get("default")), None)
-            return set(entry["datasets"]) if entry else set()
-        try:
-            wanted = Path(os.path.realpath(Path(data_root).expanduser()))
-        except (OSError, ValueError):
-            return set()
-        for entry in self.datasets:
-            if Path(entry["root"]) == wanted:
-                return set(entry["datasets"])
-        if any(wanted.is_relative_to(Path(e["root"])) for e in self.datasets):
-            return None
-        return {"digits", "synthetic"}  # bundled or generated: no folder needed
 
 
 @dataclass(frozen=True)
@@ -120,18 +86,7 @@ class FleetCache:
             if self._fleet is None or time.monotonic() - self._read >= self.ttl:
                 with self.sessions() as s:
                     rows = list_workers(s)
-                    workers = tuple(
-                        WorkerInfo(
-                            name=w.name,
-                            hostname=w.hostname,
-                            pid=w.pid,
-                            devices=tuple(w.devices or ()),
-                            datasets=tuple(w.datasets or ()),
-                            started_at=aware(w.started_at),
-                            last_seen=aware(w.last_seen),
-                        )
-                        for w in rows
-                    )
+                    workers = tuple(WorkerInfo.of(w) for w in rows)
                 self._read = time.monotonic()
                 self._fleet = Fleet(workers, datetime.now(UTC), self.grace)
                 return self._fleet
@@ -144,128 +99,7 @@ def fleet_of(session: Session | None) -> FleetCache | None:
 
 
 # --------------------------------------------------------------------------- matching
-
-
-def _needs(config: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(config, BaseModel):
-        return {k: getattr(config, k, None) for k in NEEDS}
-    return {k: config.get(k) for k in NEEDS}
-
-
-def _device_ok(w: WorkerInfo, device: str | None) -> bool:
-    device = device or "auto"
-    if device in ("auto", "cpu"):
-        return True
-    cards = len(w.cuda())
-    if device == "cuda":
-        return cards > 0
-    return cards > int(device.split(":", 1)[1])
-
-
-def _card(w: WorkerInfo, device: str) -> dict[str, Any] | None:
-    """The card a config's device lands on in this worker (cuda is its first card; auto too)."""
-    index = int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0
-    return next((d for d in w.cuda() if d.get("index") == index), None)
-
-
-def _precision_ok(w: WorkerInfo, device: str | None, precision: str | None) -> bool:
-    device, precision = device or "auto", precision or "auto"
-    if precision in ("auto", "fp32") or device == "cpu":
-        return True
-    card = _card(w, device)
-    if precision == "fp16":
-        return card is not None
-    # bf16: fine on the CPU (auto on a worker without cards), needs bf16 arithmetic on a card.
-    if card is None:
-        return device == "auto" or not device.startswith("cuda")
-    return bool(card.get("bf16"))
-
-
-def _dataset_ok(w: WorkerInfo, dataset: str | None, data_root: str | None) -> bool:
-    offered = w.datasets_in(data_root)
-    return offered is None or dataset in offered
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _offered_devices(live: list[WorkerInfo]) -> str:
-    """``cpu (2 workers)``, or ``cpu (3 workers), cuda on 1 worker (at most 2 cards each: NVIDIA H100
-    80GB HBM3 (bf16) x2)``."""
-    parts = [f"cpu ({_plural(len(live), 'worker')})"]
-    with_cards = [w for w in live if w.cuda()]
-    if with_cards:
-        counts: dict[str, int] = {}
-        for w in with_cards:
-            for d in w.cuda():
-                name = f"{d.get('name')}{' (bf16)' if d.get('bf16') else ''}"
-                counts[name] = counts.get(name, 0) + 1
-        cards = ", ".join(f"{name} x{n}" for name, n in counts.items())
-        most = max(len(w.cuda()) for w in with_cards)
-        parts.append(
-            f"cuda on {_plural(len(with_cards), 'worker')} (at most {_plural(most, 'card')} each: {cards})"
-        )
-    return ", ".join(parts)
-
-
-def _offered_datasets(live: list[WorkerInfo], data_root: str | None) -> str:
-    names: set[str] = set()
-    for w in live:
-        names |= w.datasets_in(data_root) or set()
-    where = "" if data_root is None else " in that data_root"
-    return f"workers offer{where} {', '.join(sorted(names)) or 'none'}"
-
-
-def fleet_problems(
-    config: BaseModel | Mapping[str, Any], live: list[WorkerInfo], loc: tuple = ("body",)
-) -> list[dict[str, Any]]:
-    """Why no worker in ``live`` (non-empty) can run ``config``, as validation errors at ``loc``."""
-    need = _needs(config)
-    device, precision = need["device"] or "auto", need["precision"] or "auto"
-    dataset, data_root = need["dataset"], need["data_root"]
-    errors: list[dict[str, Any]] = []
-
-    def has_data(w: WorkerInfo) -> bool:
-        # download: true lets the worker fetch a missing torchvision data set: any worker may take it
-        return bool(need["download"]) or _dataset_ok(w, dataset, data_root)
-
-    def refuse(field: str | None, msg: str, value: Any) -> None:
-        where = (*loc, field) if field else loc
-        errors.append({"type": "no_worker_can_run", "loc": where, "msg": msg, "input": value})
-
-    devices = _offered_devices(live)
-    with_device = [w for w in live if _device_ok(w, device)]
-    if not with_device:
-        if device == "cuda":
-            refuse("device", f"device 'cuda' needs a GPU: live workers offer {devices}", device)
-        else:
-            n = int(device.split(":", 1)[1]) + 1
-            msg = f"device {device!r} needs {_plural(n, 'GPU')} in one worker: live workers offer {devices}"
-            refuse("device", msg, device)
-    elif not any(_precision_ok(w, device, precision) for w in with_device):
-        if precision == "fp16":
-            msg = f"precision 'fp16' needs a CUDA device: live workers offer {devices}"
-        else:
-            msg = f"precision 'bf16' on device {device} needs a card with bf16: live workers offer {devices}"
-        refuse("precision", msg, precision)
-    if not any(has_data(w) for w in live):
-        refuse(
-            "dataset",
-            f"dataset {dataset!r} is not on any live worker: {_offered_datasets(live, data_root)} "
-            "(a worker lists the data sets found in its data folders)",
-            dataset,
-        )
-    if not errors and not any(
-        _device_ok(w, device) and _precision_ok(w, device, precision) and has_data(w) for w in live
-    ):
-        refuse(
-            None,
-            f"no live worker offers device {device!r}, precision {precision!r} and dataset {dataset!r} "
-            f"together: live workers offer {devices}; {_offered_datasets(live, data_root)}",
-            {"device": device, "precision": precision, "dataset": dataset},
-        )
-    return errors
+# WorkerInfo, NEEDS and fleet_problems live in store/capabilities.py (shared with the workers).
 
 
 def check_fleet(configs: Iterable[BaseModel], db: Session, loc: tuple = ("body",)) -> None:

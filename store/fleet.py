@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Worker, utcnow
-from store.queries import commit_jobs
+from store.models import Job, Worker, utcnow
+from store.queries import add_outbox, commit_jobs
 
 
 def aware(dt: datetime) -> datetime:
@@ -74,3 +74,15 @@ def remove_worker(session: Session, instance: str) -> bool:
 def list_workers(session: Session) -> list[Worker]:
     """Every registered worker, live or not, by name."""
     return list(session.execute(select(Worker).order_by(Worker.name, Worker.id)).scalars())
+
+
+def pass_on_job(session: Session, job_id: int) -> bool:
+    """Send a job this worker received but cannot run back to the queue, unclaimed: a new outbox row
+    (no attempt counted) if it is still queued and not cancel-requested; True when written."""
+    job = session.execute(select(Job.status, Job.cancel_requested).where(Job.id == job_id)).one_or_none()
+    if job is None or job.status != "queued" or job.cancel_requested:
+        session.rollback()
+        return False
+    add_outbox(session, [job_id])
+    session.commit()
+    return True

@@ -10,6 +10,13 @@ a killed worker's row stops being refreshed and the API stops counting it after
 The API refuses a config no live worker can run (``api/fleet.py``); the data sets a worker can load
 are listed per data folder it may read: its default (``PROXNS_DATA_ROOT``, else ./data) and each of
 ``PROXNS_DATA_ROOTS``.
+
+All workers consume one queue, so a worker may receive a job only another worker can run (a ``cuda``
+job on a CPU-only worker, a data set it lacks). Before claiming a job the runner asks
+:func:`pass_on`: a job this worker cannot run (by the same rules as the API, ``store/capabilities.py``)
+goes back to the queue unclaimed (no attempt counted) after ``worker_pass_on_delay`` seconds, when
+another live worker can run it; when none can, the worker runs it as before and it fails with the
+reason training gives (no endless ping-pong).
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +37,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from proxns_core.measure import cpu_name
 from proxns_core.spec import DATASETS, dataset_status, resolve_data_root
-from store.fleet import register_worker, remove_worker
+from store.capabilities import WorkerInfo, can_run, fleet_problems
+from store.fleet import aware, list_workers, pass_on_job, register_worker, remove_worker
 from store.settings import Settings
 
 log = logging.getLogger("proxns.worker")
@@ -98,12 +108,15 @@ class FleetEntry:
         self.instance = uuid.uuid4().hex
         self.name = f"proxns@{socket.gethostname()}"
         self.devices: list[dict[str, Any]] = []
+        self.datasets: list[dict[str, Any]] = []  # as last probed (each fleet heartbeat)
+        self.started_at = datetime.now(UTC)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def beat(self) -> bool:
         """Write the row once (one try); False when the database did not take it."""
         try:
+            self.datasets = probe_datasets(self.settings)
             with self.sessions() as s:
                 register_worker(
                     s,
@@ -112,7 +125,7 @@ class FleetEntry:
                     hostname=socket.gethostname(),
                     pid=os.getpid(),
                     devices=self.devices,
-                    datasets=probe_datasets(self.settings),
+                    datasets=self.datasets,
                     forget_after=timedelta(seconds=self.settings.worker_forget_after),
                 )
             return True
@@ -128,7 +141,8 @@ class FleetEntry:
         """Probe the devices, register, and refresh from a daemon thread until :meth:`stop`."""
         if name:
             self.name = name
-        self.devices = probe_devices()
+        override = self.settings.worker_devices_override
+        self.devices = [dict(d) for d in override] if override is not None else probe_devices()
         if self.beat():
             offered = ", ".join(
                 d["name"] if d["type"] == "cpu" else f"cuda:{d['index']} {d['name']}" for d in self.devices
@@ -136,7 +150,26 @@ class FleetEntry:
             log.info("registered in the fleet as %s: %s", self.name, offered)
         self._thread = threading.Thread(target=self._run, name="proxns-fleet", daemon=True)
         self._thread.start()
+        global current
+        current = self
         return self
+
+    def info(self, reprobe: bool = False) -> WorkerInfo:
+        """What this worker offers, as its row says (devices probed once; data sets as of the last
+        heartbeat, or probed now with ``reprobe``: a download may have added one)."""
+        if reprobe or not self.datasets:
+            self.datasets = probe_datasets(self.settings)
+        now = datetime.now(UTC)
+        return WorkerInfo(
+            name=self.name,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            devices=tuple(self.devices),
+            datasets=tuple(self.datasets),
+            started_at=self.started_at,
+            last_seen=now,
+            instance=self.instance,
+        )
 
     def stop(self, wait: float = 3.0) -> None:
         """Stop refreshing and delete the row: one try, waited for at most ``wait`` seconds, so that a
@@ -155,6 +188,76 @@ class FleetEntry:
         remover = threading.Thread(target=remove, name="proxns-fleet-leave", daemon=True)
         remover.start()
         remover.join(wait)
+
+
+#: This process's entry once registered (:meth:`FleetEntry.start`); None outside a Celery worker.
+current: FleetEntry | None = None
+
+
+def pass_on(
+    job_id: int,
+    config: Mapping[str, Any],
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    requeue: Callable[[int], None] | None = None,
+) -> bool:
+    """Before claiming job ``job_id`` (its stored ``config``): True when this worker cannot run it and
+    handed it back to the queue, unclaimed, for another live worker that can. False (claim and run it
+    here) when this worker can, when it is no registered worker (``run_job`` called directly), when no
+    other live worker can either (it then fails here with training's reason, as before), or when the
+    workers table cannot be read.
+
+    The hand-back waits ``worker_pass_on_delay`` seconds (so that two workers never spin on one
+    message; meanwhile the other consumers take what is queued), then writes an outbox row while the
+    job is still queued and publishes it through ``requeue`` (the reconciler otherwise). The message
+    that brought the job is acknowledged only after that, when the task returns."""
+    entry = current
+    if entry is None or not entry.devices:
+        return False
+    if can_run(entry.info(), config) or can_run(entry.info(reprobe=True), config):
+        return False
+    me = entry.info()
+    why = fleet_problems(config, [me])
+    reason = why[0]["msg"] if why else "it needs what this worker lacks"
+    try:
+        with sessions() as s:
+            rows = list_workers(s)
+    except Exception as exc:  # noqa: BLE001 - cannot tell: run it here, as before
+        log.warning("job %s: this worker cannot run it (%s); workers not readable (%s)", job_id, reason, exc)
+        return False
+    now = datetime.now(UTC)
+    able = [
+        w.name
+        for w in (WorkerInfo.of(r) for r in rows)
+        if w.instance != entry.instance
+        and (now - aware(w.last_seen)).total_seconds() <= settings.worker_live_grace
+        and can_run(w, config)
+    ]
+    if not able:
+        log.warning(
+            "job %s: this worker cannot run it (%s) and no other live worker can: running it here",
+            job_id,
+            reason,
+        )
+        return False
+    log.info(
+        "job %s: this worker cannot run it (%s); passing it on to a live worker that can (%s)",
+        job_id,
+        reason,
+        ", ".join(sorted(set(able))),
+    )
+    time.sleep(settings.worker_pass_on_delay)
+    try:
+        with sessions() as s:
+            written = pass_on_job(s, job_id)
+    except Exception as exc:  # noqa: BLE001 - the database is away: claim it as before
+        log.warning("job %s: not handed back (%s); running it here", job_id, exc)
+        return False
+    if written and requeue is not None:
+        requeue(job_id)
+    if not written:
+        log.info("job %s is no longer queued (cancelled, or taken elsewhere)", job_id)
+    return True
 
 
 def connect(sessions: sessionmaker[Session], settings: Settings) -> FleetEntry:

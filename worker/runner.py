@@ -35,6 +35,7 @@ from proxns_core import Callbacks, EpochMetrics, TrainConfig, TrainingStopped, e
 from store.models import Job
 from store.queries import claim_job, finish_job, heartbeat, requeue_job, save_result, write_metrics
 from store.settings import Settings
+from worker.fleet import pass_on
 
 log = logging.getLogger("proxns.worker")
 
@@ -298,7 +299,8 @@ def run_job(
     shutting_down: Callable[[], bool] = lambda: False,
     requeue: Callable[[int], None] | None = None,
 ) -> str:
-    """Run job ``job_id`` to its end; returns the status it ended in (or ``skipped``).
+    """Run job ``job_id`` to its end; returns the status it ended in (or ``skipped``, or ``passed on``:
+    this worker cannot run it and handed it back unclaimed for a live worker that can).
 
     ``requeue`` is called after a graceful hand-back (the job's outbox row is already committed):
     it should publish the outbox at once so that another worker takes the job without waiting.
@@ -343,6 +345,9 @@ def run_job(
                 return None
             return s.get(Job, job_id, populate_existing=True).attempts
 
+    # A job only another live worker can run (its device, data set) goes back unclaimed (worker/fleet.py).
+    if config is not None and pass_on(job_id, stored, settings, make_session, requeue):
+        return "passed on"
     attempts = claim()
     if attempts is None:
         log.info("job %s is not queued (cancelled, finished or running elsewhere); skipping", job_id)
