@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import validation_response
-from proxns_core.cost import NUM_CLASSES, param_count, train_images, training_cost
-from proxns_core.spec import TrainConfig
+from proxns_core.cost import num_classes, param_count, pixel_factor, train_images, training_cost
+from proxns_core.spec import TrainConfig, imagefolder_problem, resolve_data_root
 from store.models import Job
 from store.settings import Settings
 
@@ -231,6 +231,8 @@ def config_errors(config: TrainConfig, settings: Settings, loc: tuple = ("body",
     for field in ("epochs", "finetune_epochs"):
         if getattr(config, field) > settings.max_epochs:
             refuse(field, getattr(config, field), settings.max_epochs, "max_epochs")
+    if config.input_size is not None and config.input_size > settings.max_input_size:
+        refuse("input_size", config.input_size, settings.max_input_size, "max_input_size")
     if config.batch_size > settings.max_batch_size:
         refuse("batch_size", config.batch_size, settings.max_batch_size, "max_batch_size")
     for field in ("train_subset", "test_subset"):
@@ -247,22 +249,51 @@ def config_errors(config: TrainConfig, settings: Settings, loc: tuple = ("body",
                 "input": config.data_root,
             }
         )
+    if not errors and config.dataset == "imagefolder":
+        errors += imagefolder_errors(config, settings, loc)
     if not errors:  # the estimate walks the network: only once its size is known to be sane
         cost = training_cost(config)
         if cost > settings.max_cost:
-            params = param_count(config.arch, config.depth, config.width, NUM_CLASSES[config.dataset])
+            params = param_count(config.arch, config.depth, config.width, num_classes(config))
             epochs = config.epochs + config.finetune_epochs
+            pixels = pixel_factor(config)
+            size = f" x {pixels:.3g} ({config.input_size}² pixels over 32²)" if pixels != 1 else ""
             errors.append(
                 {
                     "type": "limit_exceeded",
                     "loc": loc,
                     "msg": f"estimated cost {cost:.3g} (parameters {params:,} x {epochs} epochs x "
-                    f"{train_images(config):,} training images) is above this server's limit: at most "
+                    f"{train_images(config):,} training images{size}) is above this server's limit: at most "
                     f"{settings.max_cost:.3g} (setting {setting_name('max_cost')}); use fewer epochs, "
                     "a smaller width or depth, or a train_subset",
                 }
             )
     return errors
+
+
+def imagefolder_errors(
+    config: TrainConfig, settings: Settings, loc: tuple = ("body",)
+) -> list[dict[str, Any]]:
+    """An image folder this host can see but that is not valid: 422 saying where it looked and what
+    it found (a folder that is not here at all is left to the fleet check: workers may hold it)."""
+    root = resolve_data_root(config.data_root or settings.data_root)
+    try:
+        here = root.expanduser().exists()
+    except OSError:
+        here = False
+    problem = imagefolder_problem(root) if here else None
+    if problem is None:
+        return []
+    field = "data_root" if config.data_root is not None else "dataset"
+    return [
+        {
+            "type": "dataset_invalid",
+            "loc": (*loc, field),
+            "msg": f"data_root is not a valid image folder for dataset 'imagefolder': {problem}; it must "
+            "hold train/ and val/, each with the same class sub-folders (at least 2) of images",
+            "input": config.data_root if config.data_root is not None else config.dataset,
+        }
+    ]
 
 
 def check_configs(configs: Iterable[TrainConfig], settings: Settings, loc: tuple = ("body",)) -> None:
@@ -307,6 +338,7 @@ def limits(settings: Settings) -> dict[str, Any]:
         "max_width",
         "max_epochs",
         "max_batch_size",
+        "max_input_size",
         "max_train_subset",
         "max_test_subset",
         "max_cost",

@@ -134,10 +134,10 @@ class _DataCache:
         self.cache: dict[tuple, Any] = {}
         self.original = train_mod.load_dataset
 
-    def __call__(self, name, data_root=None, download=False, train_subset=None, test_subset=None):
-        key = (name, data_root, train_subset, test_subset)
+    def __call__(self, name, data_root=None, download=False, train_subset=None, test_subset=None, **options):
+        key = (name, data_root, train_subset, test_subset, *sorted((k, str(v)) for k, v in options.items()))
         if key not in self.cache:
-            self.cache[key] = self.original(name, data_root, download, train_subset, test_subset)
+            self.cache[key] = self.original(name, data_root, download, train_subset, test_subset, **options)
         return dataclasses.replace(self.cache[key])
 
 

@@ -8,7 +8,19 @@ checks that. Only the standard library and the spec are imported.
 
 from __future__ import annotations
 
-from proxns_core.spec import VGG_CFGS, TrainConfig, check_depth
+import os
+from pathlib import Path
+
+from proxns_core.spec import (
+    INPUT_SIZE,
+    VGG_CFGS,
+    TrainConfig,
+    check_depth,
+    image_files,
+    imagefolder_classes,
+    imagefolder_problem,
+    resolve_data_root,
+)
 
 #: Classes per data set (``proxns_core.data.NUM_CLASSES``, restated here to stay torch-free; a
 #: test checks they agree).
@@ -85,8 +97,44 @@ def param_count(arch: str, depth: int, width: float = 1.0, num_classes: int = 10
     return _PARAMS[arch](depth, width, num_classes)
 
 
+#: Classes and training images assumed for an image folder this host cannot read (ImageNet's).
+IMAGEFOLDER_GUESS = (1000, 1_281_167)
+
+
+def _imagefolder_counts(data_root: str | None) -> tuple[int, int]:
+    """Classes and training images of the image folder at ``data_root``, counted when this host can
+    read it (cached per folder while its train/ folder is unchanged), else :data:`IMAGEFOLDER_GUESS`."""
+    root = Path(os.path.realpath(resolve_data_root(data_root)))
+    try:
+        stamp = (root / "train").stat().st_mtime_ns
+    except OSError:
+        return IMAGEFOLDER_GUESS
+    cached = _COUNTS.get(root)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    if imagefolder_problem(root):
+        return IMAGEFOLDER_GUESS
+    classes = imagefolder_classes(root)
+    counts = (len(classes), sum(len(image_files(root / "train" / c)) for c in classes))
+    _COUNTS[root] = (stamp, counts)
+    return counts
+
+
+_COUNTS: dict[Path, tuple[int, tuple[int, int]]] = {}
+
+
+def num_classes(config: TrainConfig) -> int:
+    """Classes of ``config``'s data set (an image folder's counted where readable)."""
+    if config.dataset == "imagefolder":
+        return _imagefolder_counts(config.data_root)[0]
+    return NUM_CLASSES[config.dataset]
+
+
 def train_images(config: TrainConfig) -> int:
     """Training images one epoch of ``config`` goes through."""
+    if config.dataset == "imagefolder":
+        full = _imagefolder_counts(config.data_root)[1]
+        return full if config.train_subset is None else min(config.train_subset, full)
     full = TRAIN_IMAGES[config.dataset]
     if config.train_subset is None:
         return full
@@ -94,14 +142,23 @@ def train_images(config: TrainConfig) -> int:
 
 
 def training_cost(config: TrainConfig) -> int:
-    """Parameters x epochs (training and fine-tuning) x training images: a bound on the work a
-    config asks for, in parameter-image passes (fine-tuning is counted at full size)."""
-    params = param_count(config.arch, config.depth, config.width, NUM_CLASSES[config.dataset])
-    return params * (config.epochs + config.finetune_epochs) * train_images(config)
+    """Parameters x epochs (training and fine-tuning) x training images x pixels relative to 32×32:
+    a bound on the work a config asks for, in parameter-image passes at 32×32 (fine-tuning is counted
+    at full size)."""
+    params = param_count(config.arch, config.depth, config.width, num_classes(config))
+    pixels = pixel_factor(config)
+    return round(params * (config.epochs + config.finetune_epochs) * train_images(config) * pixels)
+
+
+def pixel_factor(config: TrainConfig) -> float:
+    """How much more a config's images cost than 32×32 ones (pixels scale the convolutions' work)."""
+    return ((config.input_size or INPUT_SIZE) / INPUT_SIZE) ** 2
 
 
 __all__ = [
     "NUM_CLASSES",
+    "num_classes",
+    "pixel_factor",
     "TRAIN_IMAGES",
     "param_count",
     "train_images",

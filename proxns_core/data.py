@@ -42,6 +42,10 @@ class TensorData:
     flip: bool
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    #: imagefolder: "pad" (pad, random crop) or "rrc" (random resized crop); the pad; class names.
+    crop: str = "pad"
+    pad: int = 4
+    classes: list[str] | None = None
 
     def to(self, device: torch.device) -> TensorData:
         for name in ("x_train", "y_train", "x_test", "y_test"):
@@ -55,8 +59,21 @@ def load_dataset(
     download: bool = False,
     train_subset: int | None = None,
     test_subset: int | None = None,
+    input_size: int = INPUT_SIZE,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
 ) -> TensorData:
-    """Load ``name`` as tensors (CPU); subsets take a fixed, seed-independent selection."""
+    """Load ``name`` as tensors (CPU); subsets take a fixed, seed-independent selection.
+
+    ``imagefolder`` (``proxns_core.imagefolder``) is uint8 images at ``input_size``, or a StreamData
+    when too large for the device; the other data sets are 32×32 floats in [0, 1] (``input_size``
+    other than 32 resizes them)."""
+    if name == "imagefolder":
+        from .imagefolder import load_imagefolder
+
+        return load_imagefolder(
+            resolve_data_root(data_root), input_size, mean, std, train_subset, test_subset
+        )
     if name == "digits":
         data = _digits()
     elif name == "synthetic":
@@ -67,6 +84,15 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}: allowed {', '.join(NUM_CLASSES)}")
     data.x_train, data.y_train = _subset(data.x_train, data.y_train, train_subset)
     data.x_test, data.y_test = _subset(data.x_test, data.y_test, test_subset)
+    if input_size != INPUT_SIZE:
+        data.x_train, data.x_test = (
+            F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False).clamp_(0, 1)
+            for x in (data.x_train, data.x_test)
+        )
+    if mean is not None:
+        data.mean = tuple(mean)
+    if std is not None:
+        data.std = tuple(std)
     return data
 
 
@@ -151,6 +177,8 @@ def _synthetic(n_train: int, n_test: int, num_classes: int = 10, seed: int = 123
 
 
 def normalize(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
+    if x.dtype == torch.uint8:  # imagefolder keeps its images as bytes
+        x = x.float().div_(255)
     # Python scalars per channel, not a host tensor copied to the device at every call (a sync on CUDA).
     m = x.new_tensor(mean) if x.device.type == "cpu" else _device_constant(mean, x)
     s = x.new_tensor(std) if x.device.type == "cpu" else _device_constant(std, x)
@@ -199,17 +227,35 @@ def train_batches(data: TensorData, batch_size: int, generator: torch.Generator)
     on its own device (pass a CUDA generator when the data lives on a card).
     """
     n = len(data.y_train)
+    if not isinstance(data, TensorData):  # a streamed image folder: its DataLoader decodes the batches
+        perm = torch.randperm(n, generator=generator, device=generator.device).tolist()
+        for x, y in data.batches(data.train, batch_size, "train", perm):
+            yield normalize(_augment(data, x, generator), data.mean, data.std), y
+        return
     perm = torch.randperm(n, generator=generator, device=generator.device).to(data.x_train.device)
     for i in range(0, n, batch_size):
         idx = perm[i : i + batch_size]
         x = data.x_train[idx]
         if data.augment:
-            x = augment_batch(x, generator, data.flip)
+            x = _augment(data, x, generator)
         yield normalize(x, data.mean, data.std), data.y_train[idx]
+
+
+def _augment(data: TensorData, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    if data.crop == "rrc":
+        from .imagefolder import random_resized_crop
+
+        return random_resized_crop(x, generator, data.flip)
+    return augment_batch(x, generator, data.flip, data.pad)
 
 
 def test_batches(data: TensorData, batch_size: int = 500) -> Iterator[tuple]:
     """The test set in order, normalised."""
+    if not isinstance(data, TensorData):  # a streamed image folder
+        order = list(range(len(data.y_test)))
+        for x, y in data.batches(data.test, batch_size, "test", order):
+            yield normalize(x, data.mean, data.std), y
+        return
     for i in range(0, len(data.y_test), batch_size):
         yield normalize(data.x_test[i : i + batch_size], data.mean, data.std), data.y_test[i : i + batch_size]
 

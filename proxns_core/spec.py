@@ -26,7 +26,7 @@ from pydantic import (
 
 # --------------------------------------------------------------------------- names
 
-Dataset = Literal["cifar10", "cifar100", "svhn", "digits", "synthetic"]
+Dataset = Literal["cifar10", "cifar100", "svhn", "digits", "synthetic", "imagefolder"]
 Arch = Literal["vgg", "resnet", "densenet"]
 Method = Literal["baseline", "ns", "proxns"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -45,8 +45,13 @@ PRECISIONS: tuple[str, ...] = Precision.__args__
 
 #: Most epochs a config may ask for (training and fine-tuning each).
 MAX_EPOCHS = 1000
-#: Side of the square input images every data set is brought to.
+#: Side of the square input images the CIFAR family (and digits, synthetic) is brought to: the
+#: default of ``TrainConfig.input_size`` except for ``imagefolder``.
 INPUT_SIZE = 32
+#: Default ``input_size`` of an ``imagefolder`` data set (ImageNet's).
+IMAGEFOLDER_INPUT_SIZE = 224
+#: Bounds of ``input_size`` (a server may set a lower upper bound: PROXNS_MAX_INPUT_SIZE).
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 1024
 #: A run's checkpoint in its folder (``proxns train --out``, a job's folder in the artifact store),
 #: and the partial file it is written to before an atomic rename.
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -221,10 +226,95 @@ def resolve_data_root(data_root: str | None) -> Path:
     return Path(data_root or os.environ.get("PROXNS_DATA_ROOT") or "data").expanduser()
 
 
+#: File endings ``imagefolder`` reads as images (case-insensitive), as torchvision's ImageFolder.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+#: The two folders an ``imagefolder`` data_root holds, each with one sub-folder per class.
+IMAGEFOLDER_SPLITS = ("train", "val")
+
+
+def is_image_file(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def _class_folders(split: Path) -> list[str]:
+    with os.scandir(split) as entries:
+        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+
+
+def image_files(folder: Path, limit: int | None = None) -> list[str]:
+    """Image files under ``folder`` (recursively, sorted, relative to it); at most ``limit``."""
+    found: list[str] = []
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = os.path.relpath(top, folder)
+        for f in sorted(files):
+            if is_image_file(f):
+                found.append(f if rel == "." else os.path.join(rel, f))
+                if limit is not None and len(found) >= limit:
+                    return found
+    return found
+
+
+def imagefolder_problem(data_root: str | Path) -> str | None:
+    """Why ``data_root`` is not a valid image folder (where it looked, what it found); None when it
+    is: ``train/`` and ``val/`` each holding the same ≥ 2 class sub-folders, every training class
+    with images and the validation folder with some. Reads directory entries only (stops at each
+    class's first image)."""
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        return f"looked in {root}: it is not a folder"
+    classes: dict[str, list[str]] = {}
+    for split in IMAGEFOLDER_SPLITS:
+        folder = root / split
+        if not folder.is_dir():
+            found = (
+                ", ".join(sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:10])
+                or "nothing"
+            )
+            return f"looked in {folder}: no such folder ({root} holds {found}; expected train/ and val/)"
+        try:
+            names = _class_folders(folder)
+        except OSError as exc:
+            return f"looked in {folder}: cannot read it ({exc.strerror or exc})"
+        if len(names) < 2:
+            loose = len(image_files(folder, limit=1000)) if not names else 0
+            extra = f" and {loose} loose image(s)" if loose else ""
+            return (
+                f"looked in {folder}: found {len(names)} class folder(s){extra}; expected at least 2 "
+                "sub-folders, one per class, holding that class's images"
+            )
+        classes[split] = names
+    if classes["train"] != classes["val"]:
+        only_train = sorted(set(classes["train"]) - set(classes["val"]))
+        only_val = sorted(set(classes["val"]) - set(classes["train"]))
+        return (
+            f"looked in {root / 'train'} and {root / 'val'}: the class folders differ "
+            f"(only in train: {', '.join(only_train[:5]) or 'none'}; only in val: {', '.join(only_val[:5]) or 'none'})"
+        )
+    empty = [c for c in classes["train"] if not image_files(root / "train" / c, limit=1)]
+    if empty:
+        return (
+            f"looked in {root / 'train'}: found {len(classes['train'])} class folders, but "
+            f"{', '.join(empty[:5])} hold(s) no images ({', '.join(IMAGE_EXTENSIONS)})"
+        )
+    if not any(image_files(root / "val" / c, limit=1) for c in classes["val"]):
+        return f"looked in {root / 'val'}: found {len(classes['val'])} class folders but no images"
+    return None
+
+
+def imagefolder_classes(data_root: str | Path) -> list[str]:
+    """The class names of an image folder (its train/ sub-folders, sorted)."""
+    return _class_folders(Path(data_root).expanduser() / "train")
+
+
 def dataset_status(name: str, data_root: str | None = None) -> tuple[bool, str]:
     """Whether ``name`` can be loaded here without downloading, and why not."""
     if name in ("digits", "synthetic"):
         return True, "bundled" if name == "digits" else "generated"
+    if name == "imagefolder":
+        root = resolve_data_root(data_root)
+        problem = imagefolder_problem(root)
+        return (False, problem) if problem else (True, f"found in {root}")
     if name not in DATASET_FILES:
         return False, f"unknown dataset {name!r}"
     root = resolve_data_root(data_root)
@@ -356,6 +446,27 @@ class TrainConfig(BaseModel):
         "captured CUDA graph, so the card does not wait for Python to launch hundreds of small kernels; "
         "default on CUDA in fp32 and bf16 (not with fp16 or compile); the same arithmetic as without.",
     )
+    input_size: Int | None = Field(
+        None,
+        ge=MIN_INPUT_SIZE,
+        le=MAX_INPUT_SIZE,
+        description=f"Side of the square images the network sees; default {INPUT_SIZE}, or "
+        f"{IMAGEFOLDER_INPUT_SIZE} for imagefolder.",
+    )
+    mean: list[Float] | None = Field(
+        None,
+        min_length=3,
+        max_length=3,
+        description="Per-channel (RGB) normalisation mean of images in [0, 1] (imagefolder); default "
+        "computed from the training folder.",
+    )
+    std: list[Annotated[Float, Field(gt=0)]] | None = Field(
+        None,
+        min_length=3,
+        max_length=3,
+        description="Per-channel (RGB) normalisation standard deviation (imagefolder); default computed "
+        "from the training folder.",
+    )
     train_subset: Int | None = Field(None, ge=1, description="Use only this many training images.")
     test_subset: Int | None = Field(None, ge=1, description="Use only this many test images.")
 
@@ -426,6 +537,8 @@ class TrainConfig(BaseModel):
     def _fill_defaults(self) -> TrainConfig:
         if self.depth is None:
             self.depth = DEFAULT_DEPTH[self.arch]
+        if self.input_size is None:
+            self.input_size = IMAGEFOLDER_INPUT_SIZE if self.dataset == "imagefolder" else INPUT_SIZE
         for name in METHOD_SPECIFIC_FIELDS:
             if getattr(self, name) is None:
                 setattr(self, name, method_default(name, self.method, self.arch))

@@ -23,7 +23,6 @@ from .sparsity import SparsityMethod, make_sparsity
 from .spec import (
     CHECKPOINT_FILE,
     CHECKPOINT_PARTIAL,
-    INPUT_SIZE,
     EpochMetrics,
     LayerChannels,
     Result,
@@ -268,7 +267,14 @@ class _Trainer:
             torch.Generator(self.device).manual_seed(config.seed) if cuda else self.generator
         )
         self.data = load_dataset(
-            config.dataset, config.data_root, config.download, config.train_subset, config.test_subset
+            config.dataset,
+            config.data_root,
+            config.download,
+            config.train_subset,
+            config.test_subset,
+            input_size=config.input_size,
+            mean=config.mean,
+            std=config.std,
         ).to(self.device)
         self.steps_per_epoch = steps_per_epoch(self.data, config.batch_size)
         self.total_steps = self.steps_per_epoch * (config.epochs + config.finetune_epochs)
@@ -527,7 +533,11 @@ def fit(
     # Latency of the inference forms (BN folded, frozen: what is exported as .pt2 and TorchScript),
     # timed alternately at batch 1 and 64.
     latency = measure_latencies(
-        {"full": freeze_for_inference(full, INPUT_SIZE), "slim": freeze_for_inference(slim, INPUT_SIZE)},
+        {
+            "full": freeze_for_inference(full, config.input_size),
+            "slim": freeze_for_inference(slim, config.input_size),
+        },
+        input_size=config.input_size,
         device=t.device,
     )
     batch1 = {m.network: m for m in latency if m.batch_size == 1}
@@ -540,8 +550,8 @@ def fit(
         pruned_fraction=plan.channels_pruned / plan.channels_total,
         params_full=count_params(full),
         params_slim=count_params(slim),
-        flops_full=count_flops(full, INPUT_SIZE),
-        flops_slim=count_flops(slim, INPUT_SIZE),
+        flops_full=count_flops(full, config.input_size),
+        flops_slim=count_flops(slim, config.input_size),
         latency_full_ms=batch1["full"].median_ms,
         latency_slim_ms=batch1["slim"].median_ms,
         latency=latency,
@@ -558,9 +568,11 @@ def fit(
         "width": config.width,
         "num_classes": t.data.num_classes,
         "cfg": slim.cfg,
-        "input_size": INPUT_SIZE,
+        "input_size": config.input_size,
         "mean": list(t.data.mean),
         "std": list(t.data.std),
         "dataset": config.dataset,
     }
+    if getattr(t.data, "classes", None):
+        meta["classes"] = list(t.data.classes)
     return FitResult(config, t.history, result, full, slim, plan, meta)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         300, ge=1, description="Most training epochs, and most fine-tuning epochs, of one job."
     )
     max_batch_size: int = Field(1024, ge=1, description="Largest batch size of one job.")
+    max_input_size: int = Field(
+        512, ge=16, description="Largest input_size (image side, pixels) of one job; pixels scale its cost."
+    )
     max_train_subset: int = Field(100_000, ge=1, description="Largest train_subset of one job.")
     max_test_subset: int = Field(100_000, ge=1, description="Largest test_subset of one job.")
     max_cost: float = Field(
@@ -179,6 +182,18 @@ class Settings(BaseSettings):
     )
     fleet_cache_seconds: float = Field(
         1.0, ge=0, description="Seconds an API process reuses the workers it read (0: read on every check)."
+    )
+    worker_pass_on_delay: float = Field(
+        1.5,
+        ge=0,
+        description="Seconds a worker waits before handing back, unclaimed, a job it cannot run (its "
+        "devices or data sets) while another live worker can; the job goes back to the queue.",
+    )
+    worker_devices_override: list[dict[str, Any]] | None = Field(
+        None,
+        description="JSON list of the devices this worker advertises instead of the probed ones "
+        '([{"type": "cpu"|"cuda", "index", "name", "memory_bytes", "bf16"}]); for tests and to offer '
+        "fewer cards than a host has. Training still uses what torch sees.",
     )
 
 

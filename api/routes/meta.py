@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from api.deps import get_settings
 from api.fleet import fleet_summary
 from api.limits import limits
-from proxns_core.spec import DATASET_FILES, DATASETS, contract, dataset_status
+from proxns_core.spec import DATASET_FILES, DATASETS, contract, dataset_status, resolve_data_root
 from store.settings import Settings
 
 router = APIRouter(tags=["meta"])
@@ -37,6 +37,9 @@ class DatasetStatuses:
             if name in DATASET_FILES:
                 missing = [f for f in DATASET_FILES[name] if f in reason]
                 reason = "found" if available else f"missing {', '.join(missing)} under the data root"
+            elif name == "imagefolder":  # where it looked, relative to the data root
+                root = str(resolve_data_root(data_root))
+                reason = "found" if available else reason.replace(root, "<data root>")
             out.append({"name": name, "available": bool(available), "reason": reason})
         self._cache[data_root] = (time.monotonic(), out)
         return out

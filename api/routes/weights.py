@@ -38,7 +38,7 @@ from api.deps import get_db, get_settings
 from api.errors import ErrorOut, error_responses
 from api.limits import config_errors, setting_name
 from api.schemas import MAX_ID, iso
-from proxns_core.cost import NUM_CLASSES
+from proxns_core.cost import num_classes
 from proxns_core.spec import (
     DEFAULT_DEPTH,
     WEIGHTS_REF_PREFIX,
@@ -315,7 +315,7 @@ def check_init_weights(
         ref = config.init_weights
         if ref is None:
             continue
-        classes = NUM_CLASSES[config.dataset]
+        classes = num_classes(config)
         key = (ref, config.arch, config.depth, config.width, classes)
         if key in checked:
             continue

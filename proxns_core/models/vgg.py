@@ -1,8 +1,10 @@
-"""VGG with batch normalisation for 32×32 inputs (docs/method.md: cfg, then 2×2 average pooling and one linear layer)."""
+"""VGG with batch normalisation for 32×32 inputs (docs/method.md: cfg, then 2×2 average pooling and one linear layer);
+other input sizes take the global average before the linear layer."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..spec import VGG_CFGS, check_depth
@@ -40,7 +42,11 @@ class VGG(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+        x = self.features(x)
+        # The paper's 2×2 average pooling of a 32×32 input's 2×2 map; any other input size: the
+        # global average, which is the same mean (the classifier takes one value per channel).
+        x = self.pool(x) if x.shape[-2:] == (2, 2) else F.adaptive_avg_pool2d(x, 1)
+        return self.classifier(torch.flatten(x, 1))
 
     def prune_units(self) -> list[dict]:
         """Each BN with its producing conv and the layer that consumes its channels."""

@@ -421,7 +421,7 @@ def test_meta_lists_what_a_form_needs(api: TestClient) -> None:
     assert archs["densenet"]["default_depth"] == 40 and "3n+4" in archs["densenet"]["depth_rule"]
     datasets = {d["name"]: d for d in meta["datasets"]}
     assert datasets["digits"]["available"] and datasets["synthetic"]["available"]
-    assert set(datasets) == {"cifar10", "cifar100", "svhn", "digits", "synthetic"}
+    assert set(datasets) == {"cifar10", "cifar100", "svhn", "digits", "synthetic", "imagefolder"}
     assert meta["methods"] == ["baseline", "ns", "proxns"]
     assert meta["defaults"]["lam"]["proxns"]["vgg"] == 0.0045
     assert set(meta["schema"]["properties"]) >= {
