@@ -10,10 +10,11 @@ import { parseList } from "./sweep.js";
 // Layout only: which fieldset a field sits in and a friendlier label. Fields the schema has and
 // this list lacks still appear (under "Other"); fields it lists that the schema lacks are skipped.
 const GROUPS = [
-  ["Data", ["dataset", "train_subset", "test_subset", "data_root", "download"]],
+  ["Data", ["dataset", "train_subset", "test_subset", "data_root", "download", "input_size", "mean", "std"]],
   ["Model", ["arch", "depth", "width", "init_weights"]],
   ["Sparsity", ["method", "lam", "beta", "prune_ratio"]],
-  ["Training", ["epochs", "finetune_epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_milestones", "seed", "device"]],
+  ["Training", ["epochs", "finetune_epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_milestones", "seed"]],
+  ["Hardware", ["device", "precision", "channels_last", "cuda_graphs", "compile"]],
 ];
 const LABELS = {
   dataset: "Data set",
@@ -38,6 +39,13 @@ const LABELS = {
   lr_milestones: "LR milestones (epochs)",
   seed: "Seed",
   device: "Device",
+  input_size: "Input size (pixels)",
+  mean: "Normalisation mean (3 numbers)",
+  std: "Normalisation std (3 numbers)",
+  precision: "Precision",
+  channels_last: "Channels-last layout",
+  cuda_graphs: "CUDA graphs",
+  compile: "torch.compile",
 };
 
 /** The non-null branch of a pydantic `X | None` property. */
@@ -189,6 +197,16 @@ function textField(ctx, name, hint) {
 function schemaField(ctx, name) {
   const prop = baseType(ctx.props[name]);
   const hint = ctx.props[name].description || "";
+  if (prop.type === "boolean" && prop.nullable) {
+    // unset means "decided by the device" (e.g. channels-last on CUDA): auto, on or off
+    const control = selectControl([
+      { value: "", label: "auto" },
+      { value: "true", label: "on" },
+      { value: "false", label: "off" },
+    ]);
+    control.dataset.kind = "tristate";
+    return wrapField(ctx, name, control, { hint });
+  }
   if (prop.type === "boolean") {
     return wrapField(ctx, name, h("input", { type: "checkbox", checked: ctx.plain[name] === true }), { hint, checkbox: true });
   }
@@ -261,10 +279,11 @@ function refreshPlaceholders(ctx, arch, method) {
 // Reading and filling the form.
 
 /** A filled-in control's value as the config wants it. */
-function controlValue(name, control) {
+export function controlValue(name, control) {
   const raw = control.value.trim();
   if (control.type === "number" || name === "depth") return Number(raw);
   if (control.dataset.kind === "list") return parseList(raw);
+  if (control.dataset.kind === "tristate") return raw === "true";
   return raw;
 }
 

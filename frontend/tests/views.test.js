@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { cleanMessage, fieldGroups, weightsChoices } from "../js/form.js";
+import { cleanMessage, controlValue, fieldGroups, weightsChoices } from "../js/form.js";
 import { exposedPoints, plotPoints, plotSummary, tallyStatuses } from "../js/views/experiments.js";
 import { finalAcc, jobsHash, jobsQuery, jobsState } from "../js/views/jobs.js";
 import { sweepAxisLabel } from "../js/views/submit.js";
@@ -111,14 +111,22 @@ describe("plotSummary and tallyStatuses", () => {
 
 describe("form helpers", () => {
   test("fieldGroups: known fields in their fieldsets, the schema's others under Other", () => {
-    const props = { lam: {}, dataset: {}, epochs: {}, mystery: {}, arch: {} };
+    const props = { lam: {}, dataset: {}, epochs: {}, mystery: {}, arch: {}, precision: {}, device: {}, input_size: {} };
     assert.deepEqual(fieldGroups(props), [
-      ["Data", ["dataset"]],
+      ["Data", ["dataset", "input_size"]],
       ["Model", ["arch"]],
       ["Sparsity", ["lam"]],
       ["Training", ["epochs"]],
+      ["Hardware", ["device", "precision"]],
       ["Other", ["mystery"]],
     ]);
+  });
+  test("controlValue: an auto/on/off select sends true or false; lists and numbers parse", () => {
+    const tristate = (value) => ({ value, type: "select-one", dataset: { kind: "tristate" } });
+    assert.equal(controlValue("channels_last", tristate("true")), true);
+    assert.equal(controlValue("cuda_graphs", tristate("false")), false);
+    assert.deepEqual(controlValue("mean", { value: "0.5, 0.4,0.3", type: "text", dataset: { kind: "list" } }), [0.5, 0.4, 0.3]);
+    assert.equal(controlValue("input_size", { value: " 64 ", type: "number", dataset: {} }), 64);
   });
   test("weightsChoices: none first, then the uploads by ref; a copied job's unknown ref kept", () => {
     const upload = { ref: "weights:3", name: "mine", arch: "vgg", depth: 11, width: 0.25, num_classes: 10 };

@@ -67,6 +67,16 @@ def test_the_form_offers_what_the_live_worker_has_and_the_job_page_says_where_it
         o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#job-device-options option")
     ]
     assert devices == ["auto", "cpu"]  # no card on this worker: no cuda suggestions
+    # The hardware settings sit together; unset booleans are "auto" (decided by the device).
+    legends = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "fieldset legend")]
+    assert "Hardware" in legends
+    for name in ("channels_last", "cuda_graphs"):
+        labels = [o.text for o in browser.find_elements(By.CSS_SELECTOR, f"#job-{name} option")]
+        assert labels == ["auto", "on", "off"], (name, labels)
+    precisions = [
+        o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#job-precision option")
+    ]
+    assert precisions[-4:] == ["auto", "fp32", "bf16", "fp16"]
     assert f"Live workers offer: {cpu_name()} (cpu)" in browser.find_element(By.ID, "job-device-hint").text
 
     # A device-auto job runs on the worker's CPU, and its page says so.
