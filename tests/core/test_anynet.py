@@ -1,0 +1,159 @@
+"""Torchvision networks: coupled groups from Torch-Pruning, proxns plans, exact slimming (issue 11, items 1-3)."""
+
+import pytest
+import torch
+from torch import nn
+
+from proxns_core.anynet import (
+    TORCHVISION_ARCHS,
+    apply_mask_any,
+    build_torchvision,
+    coupled_groups,
+    plan_groups,
+    slim_any,
+)
+from proxns_core.measure import count_params
+
+SIZE = 32
+EXACT_TOL = 1e-4
+# Where a consumer reads a channel scaled by squeeze-excitation, the deleted channel is not constant and
+# its mean is folded: the gap is reported; at these random networks it stays below this bound.
+INEXACT_TOL = 1e-2
+SE_NETS = {"mobilenet_v3_small", "efficientnet_b0"}
+XFAIL = {
+    "regnet_x_400mf": "grouped convolutions: Torch-Pruning 1.6.1 prunes a grouped conv's inputs only in "
+    "whole conv groups, while ξ zeros fall on single channels (needs group-aligned plans)",
+}
+ARCH_PARAMS = [
+    pytest.param(a, marks=pytest.mark.xfail(reason=XFAIL[a], raises=RuntimeError, strict=True))
+    if a in XFAIL
+    else a
+    for a in TORCHVISION_ARCHS
+]
+
+
+def _randomised(name, seed=0):
+    """Random BN γ, biases and running statistics, as after training (the biases must be folded)."""
+    torch.manual_seed(seed)
+    model = build_torchvision(name, 10)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.2, 1.0)
+                m.bias.normal_(0.0, 0.5)
+                m.running_mean.normal_(0.0, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def _zero_masks(model, groups, seed=1):
+    """Random ξ zeros per BN, plus, in every other group, half of its coupled channels zero in all its BNs."""
+    g = torch.Generator().manual_seed(seed)
+    zero = {
+        n: torch.rand(m.num_features, generator=g) < 0.5
+        for n, m in model.named_modules()
+        if isinstance(m, nn.BatchNorm2d)
+    }
+    for i, group in enumerate(groups):
+        if i % 2 == 0:
+            chosen = torch.rand(group.size, generator=g) < 0.5
+            for name, idxs in group.bns:
+                zero[name][torch.tensor(idxs)[chosen]] = True
+    return zero
+
+
+def _check_shapes(model):
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            assert m.weight.shape[:2] == (m.out_channels, m.in_channels // m.groups)
+            assert m.bias is None or m.bias.shape == (m.out_channels,)
+        elif isinstance(m, nn.BatchNorm2d):
+            assert m.weight.numel() == m.bias.numel() == m.running_mean.numel() == m.num_features
+        elif isinstance(m, nn.Linear):
+            assert m.weight.shape == (m.out_features, m.in_features)
+
+
+@pytest.mark.parametrize("name", ARCH_PARAMS)
+def test_slimmed_torchvision_network_matches_masked_network(name):
+    model = _randomised(name)
+    groups = coupled_groups(model, SIZE)
+    plan = plan_groups(model, groups, _zero_masks(model, groups))
+    slim, report = slim_any(model, plan, SIZE)
+    masked = apply_mask_any(model, plan).eval()
+
+    assert plan.channels_pruned > 0.3 * plan.channels_total and not plan.kept_forced
+    _check_shapes(slim)
+    state = slim.state_dict()
+    assert count_params(slim) == sum(state[n].numel() for n, _ in slim.named_parameters())
+    assert report.params_slim == count_params(slim) < count_params(model) == report.params_full
+
+    x = torch.randn(8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        gap = (masked(x) - slim(x)).abs().max().item()
+    if name in SE_NETS:
+        assert report.inexact and all("fc2" in why for why in report.inexact.values())
+        assert gap < INEXACT_TOL and report.max_logit_gap < INEXACT_TOL
+    else:
+        assert report.all_exact and report.exact
+        assert gap < EXACT_TOL and report.max_logit_gap < EXACT_TOL
+        # the folds are exact for any input size, not only the one they were computed at
+        x48 = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(6))
+        with torch.no_grad():
+            assert (masked(x48) - slim(x48)).abs().max().item() < EXACT_TOL
+
+
+def test_dropping_the_constants_changes_the_logits():
+    """Torch-Pruning alone slices the channels with their BN bias: the logits move, folding keeps them."""
+    model = _randomised("resnet18")
+    groups = coupled_groups(model, SIZE)
+    plan = plan_groups(model, groups, _zero_masks(model, groups))
+    _, folded = slim_any(model, plan, SIZE)
+    _, dropped = slim_any(model, plan, SIZE, fold=False)
+    assert folded.max_logit_gap < EXACT_TOL < 1e-2 < dropped.max_logit_gap
+
+
+def test_resnet18_groups_couple_the_residual_stream():
+    groups = {tuple(g.bn_names) for g in coupled_groups(build_torchvision("resnet18", 10).eval(), SIZE)}
+    assert ("bn1", "layer1.0.bn2", "layer1.1.bn2") in groups
+    for stage in (2, 3, 4):
+        assert (f"layer{stage}.0.bn2", f"layer{stage}.0.downsample.1", f"layer{stage}.1.bn2") in groups
+    for stage in (1, 2, 3, 4):
+        for block in (0, 1):
+            assert (f"layer{stage}.{block}.bn1",) in groups
+    assert len(groups) == 12
+
+
+def test_mobilenet_v2_groups_couple_depthwise_and_residuals():
+    groups = {tuple(g.bn_names) for g in coupled_groups(build_torchvision("mobilenet_v2", 10).eval(), SIZE)}
+    assert ("features.2.conv.0.1", "features.2.conv.1.1") in groups  # expand BN ~ depthwise BN
+    assert ("features.2.conv.3", "features.3.conv.3") in groups  # projections joined by the residual add
+
+
+def test_densenet121_groups_follow_the_concatenations():
+    groups = coupled_groups(build_torchvision("densenet121", 10).eval(), SIZE)
+    first = next(g for g in groups if g.root == "features.denseblock1.denselayer1.conv2")
+    readers = {f"features.denseblock1.denselayer{i}.norm1" for i in range(2, 7)} | {
+        "features.transition1.norm"
+    }
+    assert set(first.bn_names) == readers
+    assert all(len(idxs) == first.size == 32 for _, idxs in first.bns)
+
+
+def test_a_group_is_never_emptied():
+    model = _randomised("mobilenet_v2")
+    groups = coupled_groups(model, SIZE)
+    everything = {
+        n: torch.ones(m.num_features, dtype=torch.bool)
+        for n, m in model.named_modules()
+        if isinstance(m, nn.BatchNorm2d)
+    }
+    plan = plan_groups(model, groups, everything)
+    assert sorted(plan.kept_forced) == sorted(g.root for g in groups)
+    assert all(len(d) == g.size - 1 for g, d in zip(groups, plan.delete))
+    slim, report = slim_any(model, plan, SIZE)
+    assert report.all_exact and report.max_logit_gap < EXACT_TOL
+
+
+def test_unknown_torchvision_name_is_refused():
+    with pytest.raises(ValueError, match="allowed resnet18"):
+        build_torchvision("alexnet", 10)
