@@ -179,9 +179,8 @@ def _synthetic(n_train: int, n_test: int, num_classes: int = 10, seed: int = 123
 def normalize(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
     if x.dtype == torch.uint8:  # imagefolder keeps its images as bytes
         x = x.float().div_(255)
-    # Python scalars per channel, not a host tensor copied to the device at every call (a sync on CUDA).
-    m = x.new_tensor(mean) if x.device.type == "cpu" else _device_constant(mean, x)
-    s = x.new_tensor(std) if x.device.type == "cpu" else _device_constant(std, x)
+    # Made once per device and kept, not a host tensor copied to the device at every call (a sync on CUDA).
+    m, s = _device_constant(mean, x), _device_constant(std, x)
     return (x - m.view(1, 3, 1, 1)) / s.view(1, 3, 1, 1)
 
 

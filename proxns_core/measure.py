@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
 import statistics
@@ -143,62 +144,59 @@ def measure_latencies(
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    if cuda:  # events record on the current device's stream: make it the networks' card
-        with torch.cuda.device(device):
-            return _measure_latencies(
-                networks, batch_sizes, input_size, device, repeats, warmup, min_repeats, max_seconds
-            )
-    return _measure_latencies(
-        networks, batch_sizes, input_size, device, repeats, warmup, min_repeats, max_seconds
-    )
-
-
-@torch.inference_mode()
-def _measure_latencies(networks, batch_sizes, input_size, device, repeats, warmup, min_repeats, max_seconds):
-    cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    names = list(networks)
-    out: list[Latency] = []
-    for batch_size in batch_sizes:
-        x = torch.randn(batch_size, 3, input_size, input_size, device=device)
-        for _ in range(warmup):
+    # CUDA events record on the current device's stream: make it the networks' card.
+    with torch.cuda.device(device) if cuda else contextlib.nullcontext():
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        names = list(networks)
+        out: list[Latency] = []
+        for batch_size in batch_sizes:
+            x = torch.randn(batch_size, 3, input_size, input_size, device=device)
+            for _ in range(warmup):
+                for name in names:
+                    networks[name](x)
+            sync()
+            t0 = time.perf_counter()
             for name in names:
                 networks[name](x)
-        sync()
-        t0 = time.perf_counter()
-        for name in names:
-            networks[name](x)
-        sync()
-        per_round = max(time.perf_counter() - t0, 1e-9)
-        rounds = max(min_repeats, min(repeats, int(max_seconds / per_round)))
-        times: dict[str, list] = {name: [] for name in names}
-        for r in range(rounds):
-            for name in names if r % 2 == 0 else reversed(names):
-                if cuda:
-                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    networks[name](x)
-                    end.record()
-                    times[name].append((start, end))
-                else:
-                    t = time.perf_counter()
-                    networks[name](x)
-                    times[name].append((time.perf_counter() - t) * 1000)
-        if cuda:
-            torch.cuda.synchronize(device)
-            times = {name: [s.elapsed_time(e) for s, e in pairs] for name, pairs in times.items()}
-        for name in names:
-            q1, median, q3 = _quartiles(times[name])
-            out.append(
-                Latency(
-                    network=name,
-                    batch_size=batch_size,
-                    median_ms=median,
-                    q1_ms=q1,
-                    q3_ms=q3,
-                    min_ms=min(times[name]),
-                    repeats=rounds,
-                    timer="cuda_events" if cuda else "perf_counter",
+            sync()
+            per_round = max(time.perf_counter() - t0, 1e-9)
+            rounds = max(min_repeats, min(repeats, int(max_seconds / per_round)))
+            times = _time_rounds(networks, x, rounds, cuda)
+            for name in names:
+                q1, median, q3 = _quartiles(times[name])
+                out.append(
+                    Latency(
+                        network=name,
+                        batch_size=batch_size,
+                        median_ms=median,
+                        q1_ms=q1,
+                        q3_ms=q3,
+                        min_ms=min(times[name]),
+                        repeats=rounds,
+                        timer="cuda_events" if cuda else "perf_counter",
+                    )
                 )
-            )
-    return out
+        return out
+
+
+def _time_rounds(networks: Mapping[str, nn.Module], x: torch.Tensor, rounds: int, cuda: bool) -> dict:
+    """Milliseconds of each network's pass over ``x``, ``rounds`` times, the order reversed every
+    round; CUDA events read after one synchronisation at the end, else ``perf_counter``."""
+    names = list(networks)
+    times: dict[str, list] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                networks[name](x)
+                end.record()
+                times[name].append((start, end))
+            else:
+                t = time.perf_counter()
+                networks[name](x)
+                times[name].append((time.perf_counter() - t) * 1000)
+    if cuda:
+        torch.cuda.synchronize(x.device)
+        return {name: [s.elapsed_time(e) for s, e in pairs] for name, pairs in times.items()}
+    return times

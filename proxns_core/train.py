@@ -228,17 +228,19 @@ class _GraphedStep:
         self.static_x, self.static_y = x.clone(), y.clone()
         self.static_total = torch.zeros((), device=t.device)
         graph = torch.cuda.CUDAGraph()
-        self.optimizer.zero_grad(set_to_none=True)  # gradients live in the graph's own memory
         torch.cuda.synchronize(t.device)
         stream = torch.cuda.Stream(t.device)  # on the run's card, whatever the class-level default is
         with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
-            with t.autocast(cache=False):
-                loss = F.cross_entropy(self.model(self.static_x), self.static_y)
-            loss.backward()
-            self.sparsity.after_backward()
-            self.optimizer.step()
-            self.sparsity.after_step(lr)
-            self.static_total.add_(loss.detach().float() * len(self.static_y))
+            t.step_once(
+                self.model,
+                self.optimizer,
+                self.sparsity,
+                self.static_x,
+                self.static_y,
+                lr,
+                self.static_total,
+                cache=False,
+            )
         self.graph, self.lr = graph, lr
 
 
@@ -321,10 +323,15 @@ class _Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision], cache_enabled=cache)
 
-    def step_once(self, net: nn.Module, optimizer, sparsity: SparsityMethod, x, y, lr: float, total) -> None:
-        """One plain training step; the loss, times the batch size, is added to ``total`` on the device."""
-        optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
+    def step_once(
+        self, net: nn.Module, optimizer, sparsity: SparsityMethod, x, y, lr: float, total, cache: bool = True
+    ) -> None:
+        """One training step; the loss, times the batch size, is added to ``total`` on the device.
+
+        Also what a CUDA graph captures (``cache=False``: autocast's weight cache is off while capturing).
+        """
+        optimizer.zero_grad(set_to_none=True)  # new gradients: in the graph's own memory when capturing
+        with self.autocast(cache):
             loss = F.cross_entropy(net(x), y)
         scaler = self.scaler
         if scaler is None:

@@ -34,6 +34,7 @@ from proxns_testkit.services import (
     embedded_settings,
     forget_redis_queue,
     postgres_database,
+    running_stack,
     unavailable,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "healthy",
     "inner_pid",
     "postgres_database",
+    "running_stack",
     "service_env",
     "start_api",
     "start_worker",

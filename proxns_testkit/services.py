@@ -12,7 +12,15 @@ from typing import Any
 
 import httpx
 
-from proxns_testkit.processes import wait_for
+from proxns_testkit.processes import (
+    free_port,
+    healthy,
+    service_env,
+    start_api,
+    start_worker,
+    stop_process,
+    wait_for,
+)
 
 PG_ADMIN_URL = os.environ.get("PROXNS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PROXNS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -63,6 +71,35 @@ def postgres_database(
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def running_stack(database_url: str, redis_url: str, folder: Path, **settings: str) -> Iterator[Stack]:
+    """The API over HTTP and one real Celery worker on ``database_url`` (migrated) and a queue of their
+    own on ``redis_url``, with ``settings`` (``PROXNS_*``) besides; the client sends an admin's token.
+    Both processes are stopped and the queue forgotten afterwards."""
+    queue = f"proxns-test-{uuid.uuid4().hex[:8]}"  # isolates this stack from any other on the same Redis
+    env = service_env(
+        database_url=database_url,
+        broker_url=redis_url,
+        queue=queue,
+        artifact_dir=str(folder / "artifacts"),
+        **settings,
+    )
+    port = free_port()
+    api = start_api(env, port, folder / "api.log")
+    worker = start_worker(env, folder / "worker.log")
+    url = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=url, timeout=30)
+    authorize(client, database_url)  # an admin's token, made straight in the database
+    try:
+        wait_for(lambda: healthy(client), 60, 0.2, "the API to answer /healthz")
+        yield Stack(url, database_url, folder / "artifacts", folder, client)
+    finally:
+        client.close()
+        stop_process(api)
+        stop_process(worker)
+        forget_redis_queue(redis_url, queue)
 
 
 def forget_redis_queue(redis_url: str, queue: str) -> None:

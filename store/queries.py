@@ -338,24 +338,20 @@ def pending_outbox(session: Session, limit: int = 100) -> list[tuple[int, int]]:
 
 def mark_delivered(session: Session, outbox_ids: Iterable[int]) -> None:
     """Set ``delivered_at`` on published rows (in the caller's transaction; the caller commits)."""
-    ids = list(outbox_ids)
-    if ids:
-        session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(ids), Outbox.delivered_at.is_(None))
-            .values(delivered_at=utcnow())
-        )
+    _mark_delivered(session, Outbox.id, outbox_ids)
 
 
 def mark_jobs_delivered(session: Session, job_ids: Iterable[int]) -> None:
     """Set ``delivered_at`` on the pending outbox rows of published jobs: one UPDATE, no read
     first (in the caller's transaction; the caller commits)."""
-    ids = list(job_ids)
+    _mark_delivered(session, Outbox.job_id, job_ids)
+
+
+def _mark_delivered(session: Session, column: Any, values: Iterable[int]) -> None:
+    ids = list(values)
     if ids:
         session.execute(
-            update(Outbox)
-            .where(Outbox.job_id.in_(ids), Outbox.delivered_at.is_(None))
-            .values(delivered_at=utcnow())
+            update(Outbox).where(column.in_(ids), Outbox.delivered_at.is_(None)).values(delivered_at=utcnow())
         )
 
 

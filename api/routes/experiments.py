@@ -10,11 +10,9 @@ from sqlalchemy.orm import Session
 from api.auth import can_see, owned, require_user
 from api.deps import get_db, get_queue, get_settings
 from api.errors import error_responses
-from api.fleet import check_fleet
 from api.idempotency import idempotency_key_header, idempotent
-from api.limits import check_configs, check_queue_room
+from api.limits import check_queue_room
 from api.queue import JobQueue
-from api.routes.weights import check_init_weights
 from api.schemas import (
     MAX_ID,
     ExperimentCreate,
@@ -25,7 +23,7 @@ from api.schemas import (
     job_dict,
     plot_point,
 )
-from api.submission import publish_now
+from api.submission import check_submission, publish_now
 from api.sweep import expand
 from store.models import Experiment, Job, Result
 from store.queries import create_experiment as store_experiment
@@ -86,9 +84,7 @@ def create_experiment(
     idempotency_key: str | None = idempotency_key_header(),
 ) -> JSONResponse:
     configs = expand(body, settings.max_sweep_jobs)
-    check_configs(configs, settings, ("body", "base"))
-    check_fleet(configs, db, ("body", "base"))
-    check_init_weights(configs, db, user, settings, ("body", "base"))
+    check_submission(configs, db, user, settings, ("body", "base"))
     sweep = body.sweep.model_dump(exclude_none=True)
 
     def create() -> tuple[int, JSONResponse]:

@@ -22,11 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import can_see, owned, require_user
 from api.deps import get_db, get_queue, get_settings
 from api.errors import error_responses
-from api.fleet import check_fleet
 from api.idempotency import idempotency_key_header, idempotent
-from api.limits import check_configs, check_queue_room
+from api.limits import check_queue_room
 from api.queue import JobQueue
-from api.routes.weights import check_init_weights
 from api.schemas import (
     MAX_ID,
     ArtifactList,
@@ -39,7 +37,7 @@ from api.schemas import (
     job_dict,
     metric_dict,
 )
-from api.submission import publish_now
+from api.submission import check_submission, publish_now
 from proxns_core.spec import ARTIFACT_FORMATS, FINISHED_STATUSES, TrainConfig
 from store.models import Artifact, Job, Metric, Result
 from store.queries import create_jobs, jobs_version, request_cancel
@@ -164,9 +162,7 @@ def create_job(
     user: Principal = Depends(require_user),
     idempotency_key: str | None = idempotency_key_header(),
 ) -> JSONResponse:
-    check_configs([config], settings)
-    check_fleet([config], db)
-    check_init_weights([config], db, user, settings)
+    check_submission([config], db, user, settings)
 
     def create() -> tuple[int, JSONResponse]:
         check_queue_room(db, settings, 1, user.id)

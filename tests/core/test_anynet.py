@@ -13,6 +13,7 @@ from proxns_core.anynet import (
     slim_any,
 )
 from proxns_core.measure import count_params
+from tests.core.test_slim import randomise_bn
 
 SIZE = 32
 EXACT_TOL = 1e-4
@@ -35,15 +36,7 @@ ARCH_PARAMS = [
 def _randomised(name, seed=0):
     """Random BN γ, biases and running statistics, as after training (the biases must be folded)."""
     torch.manual_seed(seed)
-    model = build_torchvision(name, 10)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.2, 1.0)
-                m.bias.normal_(0.0, 0.5)
-                m.running_mean.normal_(0.0, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+    return randomise_bn(build_torchvision(name, 10))
 
 
 def _zero_masks(model, groups, seed=1):

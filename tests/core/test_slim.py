@@ -11,10 +11,9 @@ from proxns_core.slim import apply_mask, attach_folds, plan_from_zero_mask, roun
 CASES = [("vgg", 11, 0.5), ("vgg", 19, 0.25), ("resnet", 20, 0.5), ("densenet", 13, 0.5)]
 
 
-def _randomised(arch, depth, width, seed=0):
-    """A network with random BN biases and statistics, as after training (biases fold into consumers)."""
-    torch.manual_seed(seed)
-    model = build_model(arch, depth, 10, width=width)
+def randomise_bn(model: nn.Module) -> nn.Module:
+    """Random BN γ, biases and running statistics, as after training (biases fold into consumers);
+    returns ``model`` in eval mode."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -23,6 +22,12 @@ def _randomised(arch, depth, width, seed=0):
                 m.running_mean.normal_(0.0, 0.3)
                 m.running_var.uniform_(0.5, 2.0)
     return model.eval()
+
+
+def _randomised(arch, depth, width, seed=0):
+    """A network with random BN biases and statistics, as after training (biases fold into consumers)."""
+    torch.manual_seed(seed)
+    return randomise_bn(build_model(arch, depth, 10, width=width))
 
 
 def _random_plan(model, share=0.5, seed=1):

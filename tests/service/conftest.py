@@ -7,26 +7,20 @@ loudly when the environment variable CI is set, so that CI cannot pass by skippi
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
 
 from proxns_testkit import (
     PG_ADMIN_URL,
     REDIS_URL,
     Stack,
-    authorize,
     forget_redis_queue,
-    free_port,
-    healthy,
-    service_env,
-    start_api,
-    start_worker,
-    stop_process,
+    postgres_database,
+    running_stack,
     unavailable,
-    wait_for,
 )
 
 
@@ -45,22 +39,8 @@ def postgres_admin_url() -> str:
 @pytest.fixture
 def make_postgres_db(postgres_admin_url: str) -> Iterator[Callable[[], str]]:
     """A factory of empty, uniquely named Postgres databases, dropped at the end of the test."""
-    import psycopg
-
-    created: list[str] = []
-
-    def make() -> str:
-        name = f"proxns_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        base = postgres_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-        return f"{base}/{name}"
-
-    yield make
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with contextlib.ExitStack() as databases:
+        yield lambda: databases.enter_context(postgres_database(postgres_admin_url, migrate=False))
 
 
 @pytest.fixture(scope="session")
@@ -88,37 +68,9 @@ def pg_stack(
 ) -> Iterator[Stack]:
     """Postgres (a fresh database) + Redis + one real Celery worker process + the API over HTTP;
     the client sends an admin's token."""
-    import psycopg
-
-    from store.migrate import upgrade
-
     tmp = tmp_path_factory.mktemp("pg_stack")
-    name = f"proxns_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = postgres_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    database_url = f"{base}/{name}"
-    upgrade(database_url)
-    queue = f"proxns-test-{uuid.uuid4().hex[:8]}"  # isolates this run from any other on the same Redis
-    env = service_env(
-        database_url=database_url,
-        broker_url=redis_url,
-        queue=queue,
-        artifact_dir=str(tmp / "artifacts"),
-    )
-    port = free_port()
-    api = start_api(env, port, tmp / "api.log")
-    worker = start_worker(env, tmp / "worker.log")
-    url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, timeout=30)
-    authorize(client, database_url)  # an admin's token, made straight in the database
-    try:
-        wait_for(lambda: healthy(client), 60, 0.2, "the API to answer /healthz")
-        yield Stack(url, database_url, tmp / "artifacts", tmp, client)
-    finally:
-        client.close()
-        stop_process(api)
-        stop_process(worker)
-        forget_redis_queue(redis_url, queue)
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with (
+        postgres_database(postgres_admin_url) as database_url,
+        running_stack(database_url, redis_url, tmp) as stack,
+    ):
+        yield stack

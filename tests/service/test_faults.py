@@ -462,13 +462,17 @@ class TcpProxy:
             server.settimeout(None)
             with self.lock:
                 self.conns += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, from_server in ((client, server, False), (server, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, from_server), daemon=True).start()
 
-    def _pump(self, src, dst) -> None:  # noqa: ANN001
+    def _hold(self, from_server: bool) -> None:
+        """Called before each chunk is forwarded; a subclass may delay it."""
+
+    def _pump(self, src, dst, from_server: bool) -> None:  # noqa: ANN001
         try:
             while data := src.recv(65536):
                 self.flowing.wait()
+                self._hold(from_server)
                 dst.sendall(data)
         except OSError:
             pass
