@@ -27,21 +27,71 @@ from pydantic import (
 # --------------------------------------------------------------------------- names
 
 Dataset = Literal["cifar10", "cifar100", "svhn", "digits", "synthetic", "imagefolder"]
-Arch = Literal["vgg", "resnet", "densenet"]
+Arch = Literal[
+    "vgg",
+    "resnet",
+    "densenet",
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "vgg11_bn",
+    "vgg16_bn",
+    "densenet121",
+    "efficientnet_b0",
+    "regnet_x_400mf",
+]
 Method = Literal["baseline", "ns", "proxns"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Phase = Literal["train", "finetune"]
 ArtifactFormatName = Literal["safetensors", "json", "pt2", "torchscript", "onnx"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Penalty = Literal["l1", "l0", "l1/2", "tl1", "l1-l2", "mcp", "scad"]
 
 DATASETS: tuple[str, ...] = Dataset.__args__
 ARCHS: tuple[str, ...] = Arch.__args__
+#: The paper's networks, built from a depth and width (``proxns_core.models``).
+PAPER_ARCHS: tuple[str, ...] = ("vgg", "resnet", "densenet")
+#: torchvision classification networks of conv + BN, named as torchvision names them; their
+#: structure is fixed by the name (no depth or width), their channel coupling found by tracing
+#: (``proxns_core.anynet``).
+TORCHVISION_ARCHS: tuple[str, ...] = tuple(a for a in ARCHS if a not in PAPER_ARCHS)
+#: The paper network whose published λ, β and prune ratio a torchvision network starts from (the
+#: nearest kind: plain stacks → vgg, residual and inverted-residual nets → resnet, dense → densenet).
+#: These defaults are a starting point, not published settings for these networks.
+ARCH_FAMILY: dict[str, str] = {
+    **{a: a for a in PAPER_ARCHS},
+    "resnet18": "resnet",
+    "resnet50": "resnet",
+    "mobilenet_v2": "resnet",
+    "mobilenet_v3_small": "resnet",
+    "vgg11_bn": "vgg",
+    "vgg16_bn": "vgg",
+    "densenet121": "densenet",
+    "efficientnet_b0": "resnet",
+    "regnet_x_400mf": "resnet",
+}
+assert set(ARCH_FAMILY) == set(ARCHS)
+#: The archs whose residual or dense stream ``prune_stream`` may prune (torchvision networks always
+#: prune coupled stream channels, by their traced groups).
+STREAM_ARCHS: tuple[str, ...] = ("resnet", "densenet")
 METHODS: tuple[str, ...] = Method.__args__
 JOB_STATUSES: tuple[str, ...] = JobStatus.__args__
 #: Statuses a job never leaves.
 FINISHED_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 PHASES: tuple[str, ...] = Phase.__args__
 PRECISIONS: tuple[str, ...] = Precision.__args__
+PENALTIES: tuple[str, ...] = Penalty.__args__
+#: The penalties with a shape parameter ``penalty_a``: its default and the rule it must meet
+#: (PAPER.md, "Nonconvex penalties"): (exclusive lower bound, the rule in words).
+PENALTY_A_DEFAULT: dict[str, float] = {"tl1": 1.0, "mcp": 3.0, "scad": 3.7}
+PENALTY_A_RULE: dict[str, tuple[float, str]] = {
+    "tl1": (0.0, "a > 0"),
+    "mcp": (0.0, "a > 0"),
+    "scad": (2.0, "a > 2"),
+}
+#: NS adds the penalty's subgradient to ∂L/∂γ; ℓ0's is 0 wherever it exists, so NS cannot use it.
+NS_PENALTIES: tuple[str, ...] = tuple(p for p in PENALTIES if p != "l0")
 
 #: Most epochs a config may ask for (training and fine-tuning each).
 MAX_EPOCHS = 1000
@@ -64,8 +114,8 @@ CHECKPOINT_PARTIAL = "checkpoint.tmp"
 #: the form for the other method (``GET /api/meta`` serves this table as ``method_fields``).
 METHOD_FIELDS: dict[str, tuple[str, ...]] = {
     "baseline": (),
-    "ns": ("lam", "prune_ratio"),
-    "proxns": ("lam", "beta"),
+    "ns": ("lam", "prune_ratio", "penalty", "penalty_a"),
+    "proxns": ("lam", "beta", "penalty", "penalty_a"),
 }
 #: The config fields whose applicability depends on the method.
 METHOD_SPECIFIC_FIELDS: tuple[str, ...] = tuple(
@@ -114,17 +164,27 @@ DEPTH_RULES: dict[str, DepthRule] = {
 
 
 def valid_depths(arch: str, limit: int = 300) -> list[int]:
-    """Valid depths of ``arch`` up to ``limit``."""
-    return DEPTH_RULES[arch].depths(limit)
+    """Valid depths of ``arch`` up to ``limit`` (none for a torchvision network)."""
+    return DEPTH_RULES[arch].depths(limit) if arch in DEPTH_RULES else []
 
 
-def depth_rule(arch: str) -> str:
-    """Human-readable rule for the depths of ``arch``."""
-    return DEPTH_RULES[arch].text
+def depth_rule(arch: str) -> str | None:
+    """Human-readable rule for the depths of ``arch`` (None for a torchvision network)."""
+    return DEPTH_RULES[arch].text if arch in DEPTH_RULES else None
+
+
+#: Why a torchvision network takes no depth or width.
+def fixed_structure_rule(field: str, arch: str) -> str:
+    return (
+        f"{field} applies only to arch {', '.join(PAPER_ARCHS)}; {arch} is a torchvision network whose "
+        f"structure its name fixes: leave {field} unset"
+    )
 
 
 def check_depth(arch: str, depth: int) -> None:
     """Raise ``ValueError`` naming the rule when ``depth`` is not a valid depth of ``arch``."""
+    if arch in TORCHVISION_ARCHS:
+        raise ValueError(fixed_structure_rule("depth", arch))
     if arch not in DEPTH_RULES:
         raise ValueError(f"unknown arch {arch!r}: allowed {', '.join(ARCHS)}")
     if not DEPTH_RULES[arch].allows(depth):
@@ -142,14 +202,23 @@ DEFAULT_LAM = {
 }
 DEFAULT_BETA = {"vgg": 100.0, "densenet": 100.0, "resnet": 0.25}
 DEFAULT_PRUNE_RATIO = {"vgg": 0.7, "densenet": 0.4, "resnet": 0.4}
+# torchvision networks take their family's values (ARCH_FAMILY): a starting point, not published.
+for _arch in TORCHVISION_ARCHS:
+    for _table in (*DEFAULT_LAM.values(), DEFAULT_BETA, DEFAULT_PRUNE_RATIO):
+        _table[_arch] = _table[ARCH_FAMILY[_arch]]
 _METHOD_DEFAULTS = {"lam": DEFAULT_LAM, "beta": DEFAULT_BETA, "prune_ratio": DEFAULT_PRUNE_RATIO}
 
 
 def method_default(name: str, method: str, arch: str) -> float | None:
     """The published default of method-specific field ``name`` for ``method`` on ``arch``.
 
-    None where the method does not take the field, except λ of the baseline, which is 0.
+    None where the method does not take the field, except λ of the baseline, which is 0. The
+    penalty's default is ℓ1 (the paper); ``penalty_a``'s depends on the penalty (``_fill_defaults``).
     """
+    if name == "penalty":
+        return "l1" if name in METHOD_FIELDS[method] else None
+    if name == "penalty_a":
+        return None
     table = _METHOD_DEFAULTS[name]
     if name == "lam":
         return table[method][arch]
@@ -381,9 +450,24 @@ class TrainConfig(BaseModel):
         description="Folder holding the data set files; default $PROXNS_DATA_ROOT or ./data.",
     )
     download: bool = Field(False, description="Let torchvision download a missing data set.")
-    arch: Arch = Field("vgg", description="vgg (with BN), resnet (pre-activation bottleneck), densenet.")
-    depth: Int | None = Field(None, description="Network depth; default 19 / 164 / 40 by arch.")
-    width: Float = Field(1.0, gt=0, le=4, description="Channel width multiplier (small runs: 0.25).")
+    arch: Arch = Field(
+        "vgg",
+        description="The paper's vgg (with BN), resnet (pre-activation bottleneck), densenet, or a "
+        "torchvision network by its name (resnet18, resnet50, mobilenet_v2, mobilenet_v3_small, vgg11_bn, "
+        "vgg16_bn, densenet121, efficientnet_b0, regnet_x_400mf; random start, classes from the data).",
+    )
+    depth: Int | None = Field(
+        None, description="Network depth of vgg / resnet / densenet; default 19 / 164 / 40 by arch."
+    )
+    width: Float = Field(
+        1.0, gt=0, le=4, description="Channel width multiplier of vgg / resnet / densenet (small runs: 0.25)."
+    )
+    prune_stream: bool = Field(
+        False,
+        description="resnet and densenet only: also delete the residual (dense) stream channels whose ξ "
+        "is 0 in every BN that reads them; off is the paper's behaviour (the stream is kept whole). "
+        "torchvision networks always prune coupled stream channels this way.",
+    )
     init_weights: Text | None = Field(
         None,
         max_length=MAX_PATH_LENGTH,
@@ -397,6 +481,17 @@ class TrainConfig(BaseModel):
     beta: Float | None = Field(None, gt=0, le=1e6, description="β, the coupling weight (proxns only).")
     prune_ratio: Float | None = Field(
         None, gt=0, lt=1, description="Share of channels NS prunes by global |γ| threshold (ns only)."
+    )
+    penalty: Penalty | None = Field(
+        None,
+        description="The sparsity penalty P on ξ (proxns: its exact proximal step) or on γ (ns: its "
+        "subgradient): l1 (the paper, default), l0, l1/2, tl1, l1-l2 (per BN layer), mcp, scad, as "
+        "defined in PAPER.md; λ is its weight. ns takes all but l0.",
+    )
+    penalty_a: Float | None = Field(
+        None,
+        description="Shape parameter of tl1 (a > 0, default 1), mcp (a > 0, default 3) and scad (a > 2, "
+        "default 3.7); only for those penalties.",
     )
     epochs: Int = Field(160, ge=1, le=MAX_EPOCHS)
     batch_size: Int = Field(64, ge=1, le=4096)
@@ -478,6 +573,26 @@ class TrainConfig(BaseModel):
             check_depth(arch, depth)
         return depth
 
+    @field_validator("width")
+    @classmethod
+    def _check_width(cls, width: float, info: ValidationInfo) -> float:
+        arch = info.data.get("arch")
+        if arch in TORCHVISION_ARCHS and width != 1.0:
+            raise ValueError(fixed_structure_rule("width", arch))
+        return width
+
+    @field_validator("prune_stream")
+    @classmethod
+    def _check_prune_stream(cls, prune: bool, info: ValidationInfo) -> bool:
+        arch = info.data.get("arch")
+        if prune and arch is not None and arch not in STREAM_ARCHS:
+            also = " (torchvision networks prune coupled stream channels always)" if arch != "vgg" else ""
+            raise ValueError(
+                f"prune_stream applies only to arch {' or '.join(STREAM_ARCHS)}, not {arch!r}{also}; "
+                "leave it unset"
+            )
+        return prune
+
     @field_validator(*METHOD_SPECIFIC_FIELDS)
     @classmethod
     def _check_method_field(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -492,6 +607,32 @@ class TrainConfig(BaseModel):
             f"{info.field_name} applies only to method {' or '.join(repr(m) for m in takers)}, "
             f"not {method!r}; leave it unset{neutral}"
         )
+
+    @field_validator("penalty")
+    @classmethod
+    def _check_penalty(cls, penalty: str | None, info: ValidationInfo) -> str | None:
+        if penalty is not None and info.data.get("method") == "ns" and penalty not in NS_PENALTIES:
+            raise ValueError(
+                f"penalty {penalty!r} does not apply to method 'ns': its subgradient is 0 wherever it "
+                f"exists; use it with method 'proxns' (exact hard-thresholding), or for ns one of "
+                f"{', '.join(NS_PENALTIES)}"
+            )
+        return penalty
+
+    @field_validator("penalty_a")
+    @classmethod
+    def _check_penalty_a(cls, a: float | None, info: ValidationInfo) -> float | None:
+        if a is None or "penalty" not in info.data:
+            return a
+        penalty = info.data.get("penalty") or "l1"
+        if penalty not in PENALTY_A_RULE:
+            raise ValueError(
+                f"penalty_a applies only to penalty {', '.join(PENALTY_A_RULE)}, not {penalty!r}; leave it unset"
+            )
+        bound, rule = PENALTY_A_RULE[penalty]
+        if not a > bound:
+            raise ValueError(f"penalty_a {a} is not valid for penalty {penalty!r}: it needs {rule}")
+        return a
 
     @field_validator("device")
     @classmethod
@@ -535,13 +676,15 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> TrainConfig:
-        if self.depth is None:
+        if self.depth is None and self.arch in DEFAULT_DEPTH:
             self.depth = DEFAULT_DEPTH[self.arch]
         if self.input_size is None:
             self.input_size = IMAGEFOLDER_INPUT_SIZE if self.dataset == "imagefolder" else INPUT_SIZE
         for name in METHOD_SPECIFIC_FIELDS:
             if getattr(self, name) is None:
                 setattr(self, name, method_default(name, self.method, self.arch))
+        if self.penalty_a is None and self.penalty in PENALTY_A_DEFAULT:
+            self.penalty_a = PENALTY_A_DEFAULT[self.penalty]
         if self.lr_milestones is None:
             self.lr_milestones = default_milestones(self.epochs)
         if self.init_weights is not None and "lr" not in self.model_fields_set:
@@ -626,6 +769,21 @@ class Result(BaseModel):
         default_factory=list,
         description="Layers that lost every channel, where the strongest channel was kept anyway.",
     )
+    acc_masked: float | None = Field(
+        None,
+        description="Test accuracy of the masked network (γ = 0 on the pruned channels, nothing deleted): "
+        "what the slim network must reproduce. acc_slim equals it where every fold is exact.",
+    )
+    slim_exact: bool | None = Field(
+        None,
+        description="Whether every deleted channel's constant was folded exactly into its consumers "
+        "(always for vgg / resnet / densenet); false: see inexact_layers.",
+    )
+    inexact_layers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Consumers that could not take an exact fold, and why; the slim network's BN "
+        "statistics were then re-estimated on training batches (acc_masked − acc_slim is the gap left).",
+    )
     device: str | None = Field(
         None, max_length=64, description="Device the run trained and was timed on (cpu, cuda:0, ...)."
     )
@@ -643,6 +801,25 @@ class Result(BaseModel):
     )
 
 
+#: Edges of the fixed log-spaced |ξ| histogram recorded per BN layer and epoch: bin 0 holds the exact
+#: zeros, bin 1 (0, 1e-6), then half-decade bins up to 10, and the last bin [10, ∞).
+XI_HIST_EDGES: tuple[float, ...] = tuple(10 ** (e / 2) for e in range(-12, 3))
+#: Most training batches the per-epoch "as delivered" accuracy re-estimates BN statistics on.
+DELIVERED_BN_BATCHES = 20
+
+
+class LayerSparsity(BaseModel):
+    """One BN layer's sparse vector (ξ for proxns, γ otherwise) at the end of an epoch."""
+
+    name: str = Field(description="Module path of the BN layer.")
+    total: int = Field(ge=0, description="Channels of the layer.")
+    zeros: int = Field(ge=0, description="Entries exactly 0.")
+    hist: list[int] = Field(
+        description="Counts of |ξ| per bin of XI_HIST_EDGES (served by GET /api/meta as xi_hist_edges): "
+        "exact zeros, (0, 1e-6), half-decades up to 10, [10, ∞)."
+    )
+
+
 class EpochMetrics(BaseModel):
     """One finished epoch; fine-tune epochs continue the numbering. NaN (a diverged run) is null."""
 
@@ -655,11 +832,25 @@ class EpochMetrics(BaseModel):
         None, description="Training loss plus the sparsity penalty (λ‖ξ‖₁ for proxns, λ‖γ‖₁ for ns)."
     )
     test_loss: float | None = Field(None, description="Mean test cross-entropy.")
-    test_acc: float | None = Field(None, description="Test accuracy (fraction).")
+    test_acc: float | None = Field(
+        None,
+        description="Test accuracy (fraction) of the network being trained, with its BN running averages "
+        "(which lag behind proxns's shrinking γ).",
+    )
+    test_acc_delivered: float | None = Field(
+        None,
+        description="Test accuracy of the network as it would be delivered now: pruned by the method's plan "
+        "at this epoch, BN statistics re-estimated on at most DELIVERED_BN_BATCHES training batches "
+        "(training epochs only).",
+    )
     zero_fraction: float | None = Field(
         None, description="Share of the sparse vector (ξ for proxns, γ otherwise) that is exactly 0."
     )
     seconds: float | None = Field(None, description="Wall time of the epoch, evaluation included.")
+    layers: list[LayerSparsity] | None = Field(
+        None,
+        description="Per BN layer: zero count and |ξ| histogram of the sparse vector (training epochs only).",
+    )
 
 
 def contract() -> dict[str, Any]:
@@ -668,14 +859,25 @@ def contract() -> dict[str, Any]:
         "archs": [
             {
                 "name": arch,
+                "family": "paper" if arch in PAPER_ARCHS else "torchvision",
                 "depths": valid_depths(arch),
-                "default_depth": DEFAULT_DEPTH[arch],
+                "default_depth": DEFAULT_DEPTH.get(arch),
                 "depth_rule": depth_rule(arch),
+                "takes_depth": arch in PAPER_ARCHS,
+                "takes_width": arch in PAPER_ARCHS,
+                "takes_prune_stream": arch in STREAM_ARCHS,
+                "defaults_from": ARCH_FAMILY[arch],
             }
             for arch in ARCHS
         ],
         "methods": list(METHODS),
         "precisions": list(PRECISIONS),
+        "penalties": list(PENALTIES),
+        "xi_hist_edges": list(XI_HIST_EDGES),
+        "penalty_a": {
+            p: {"default": PENALTY_A_DEFAULT[p], "rule": PENALTY_A_RULE[p][1]} for p in PENALTY_A_RULE
+        },
+        "ns_penalties": list(NS_PENALTIES),
         "precision_rule": PRECISION_RULE,
         "method_fields": {m: list(f) for m, f in METHOD_FIELDS.items()},
         "statuses": list(JOB_STATUSES),

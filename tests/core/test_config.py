@@ -36,7 +36,11 @@ def test_defaults_follow_the_published_settings():
 @pytest.mark.parametrize(
     "kw,field,fragment",
     [
-        ({"arch": "alexnet"}, "arch", "'vgg', 'resnet' or 'densenet'"),
+        ({"arch": "alexnet"}, "arch", "'vgg', 'resnet', 'densenet', 'resnet18'"),
+        ({"arch": "resnet18", "depth": 18}, "depth", "applies only to arch vgg, resnet, densenet"),
+        ({"arch": "mobilenet_v2", "width": 0.5}, "width", "mobilenet_v2 is a torchvision network"),
+        ({"arch": "vgg", "prune_stream": True}, "prune_stream", "only to arch resnet or densenet"),
+        ({"arch": "resnet50", "prune_stream": True}, "prune_stream", "not 'resnet50'"),
         ({"arch": "resnet", "depth": 100}, "depth", "9n+2"),
         ({"arch": "vgg", "depth": 12}, "depth", "11, 13, 16, 19"),
         ({"arch": "densenet", "depth": 41}, "depth", "3n+4"),
@@ -88,3 +92,17 @@ def test_text_values_still_parse_as_numbers():
     # `proxns train --epochs 20 --lr-milestones 5,10` hands pydantic strings
     c = TrainConfig(epochs="20", width="0.25", lr_milestones=["5", "10"], device="cuda:1")
     assert (c.epochs, c.width, c.lr_milestones, c.device) == (20, 0.25, [5, 10], "cuda:1")
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2", "vgg16_bn", "densenet121"])
+def test_torchvision_arch_takes_no_depth_or_width_and_its_family_defaults(arch):
+    from proxns_core.spec import ARCH_FAMILY, DEFAULT_BETA, DEFAULT_LAM, contract
+
+    config = TrainConfig(arch=arch, method="proxns")
+    family = ARCH_FAMILY[arch]
+    assert config.depth is None and config.width == 1.0 and not config.prune_stream
+    assert (config.lam, config.beta) == (DEFAULT_LAM["proxns"][family], DEFAULT_BETA[family])
+    # a stored config re-validates as it was
+    assert TrainConfig.model_validate(config.model_dump()) == config
+    info = next(a for a in contract()["archs"] if a["name"] == arch)
+    assert info["family"] == "torchvision" and not info["takes_depth"] and info["depths"] == []
