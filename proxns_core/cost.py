@@ -88,9 +88,30 @@ def densenet_params(depth: int, width: float, classes: int) -> int:
 
 _PARAMS = {"vgg": vgg_params, "resnet": resnet_params, "densenet": densenet_params}
 
+#: torchvision networks (``spec.TORCHVISION_ARCHS``, torchvision 0.2x): parameters without the final
+#: classifier, and the classifier's input features; the network for ``c`` classes has
+#: ``base + in_features·c + c`` (tests/core/test_cost.py checks the table against the built networks).
+TORCHVISION_PARAMS: dict[str, tuple[int, int]] = {
+    "resnet18": (11176512, 512),
+    "resnet50": (23508032, 2048),
+    "mobilenet_v2": (2223872, 1280),
+    "mobilenet_v3_small": (1517856, 1024),
+    "vgg11_bn": (128771840, 4096),
+    "vgg16_bn": (134268992, 4096),
+    "densenet121": (6953856, 1024),
+    "efficientnet_b0": (4007548, 1280),
+    "regnet_x_400mf": (5094976, 400),
+}
 
-def param_count(arch: str, depth: int, width: float = 1.0, num_classes: int = 10) -> int:
-    """Trainable parameters of the full ``arch``-``depth`` network at ``width`` (no torch)."""
+
+def param_count(arch: str, depth: int | None, width: float = 1.0, num_classes: int = 10) -> int:
+    """Trainable parameters of the full ``arch``-``depth`` network at ``width`` (no torch); a
+    torchvision network (depth None, width 1) from :data:`TORCHVISION_PARAMS`, exactly."""
+    if arch in TORCHVISION_PARAMS:
+        if depth is not None or width != 1.0:
+            raise ValueError(f"{arch} is a torchvision network: it takes no depth or width")
+        base, features = TORCHVISION_PARAMS[arch]
+        return base + _linear(features, num_classes)
     check_depth(arch, depth)
     if depth > MAX_ESTIMATED_DEPTH:
         raise ValueError(f"depth {depth} is beyond the estimate's reach ({MAX_ESTIMATED_DEPTH})")
@@ -161,6 +182,7 @@ __all__ = [
     "pixel_factor",
     "TRAIN_IMAGES",
     "param_count",
+    "TORCHVISION_PARAMS",
     "train_images",
     "training_cost",
 ]

@@ -23,7 +23,7 @@ from torch import nn
 from .inference import freeze_for_inference, fuse_for_inference, quiet_torchscript_deprecation
 from .models import build_model
 from .slim import attach_folds
-from .spec import ARTIFACT_FORMATS, INPUT_SIZE
+from .spec import ARTIFACT_FORMATS, INPUT_SIZE, TORCHVISION_ARCHS
 
 FORMAT_VERSION = 1
 TOLERANCE = 1e-4
@@ -53,7 +53,8 @@ def export_slim(fit_result, out_dir: str | Path) -> list[dict]:
 
 
 def export_model(model: nn.Module, meta: dict, out_dir: str | Path) -> list[dict]:
-    """Export ``model`` (described by ``meta``: arch, depth, width, num_classes, cfg, input_size, ...)."""
+    """Export ``model`` (described by ``meta``: arch, depth, width, num_classes, cfg, input_size, ...;
+    for a torchvision network ``pruned_roots`` instead of ``cfg``, see :func:`load_slim`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Plain NCHW weights whatever layout the network trained in (channels-last on CUDA).
@@ -113,8 +114,62 @@ def write_pt2(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     torch.export.save(program, str(path))
 
 
+class _FixedAdaptivePool(nn.Module):
+    """``AdaptiveAvgPool2d`` for one input size as a matrix product (ONNX's exporter has no adaptive
+    pooling whose output size does not divide the input's, e.g. VGG's 7×7 pool on a 32-pixel image's
+    1×1 map); same outputs."""
+
+    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
+        super().__init__()
+        h, w = in_hw
+        basis = torch.eye(h * w).reshape(h * w, 1, h, w)
+        self.register_buffer(
+            "matrix", torch.nn.functional.adaptive_avg_pool2d(basis, out_hw).reshape(h * w, -1)
+        )
+        self.out_hw = tuple(out_hw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.flatten(2) @ self.matrix).reshape(x.shape[0], x.shape[1], *self.out_hw)
+
+
+def _onnx_ready(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """``model``, or a copy whose adaptive average pools that ONNX cannot export at ``x``'s size are
+    :class:`_FixedAdaptivePool`."""
+    pools = {n: m for n, m in model.named_modules() if isinstance(m, nn.AdaptiveAvgPool2d)}
+    if not pools:
+        return model
+    sizes: dict[str, tuple[int, int]] = {}
+    hooks = [
+        m.register_forward_pre_hook(lambda _m, inp, n=n: sizes.__setitem__(n, tuple(inp[0].shape[-2:])))
+        for n, m in pools.items()
+    ]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    fixed = {}
+    for n, m in pools.items():
+        out = m.output_size if isinstance(m.output_size, tuple) else (m.output_size, m.output_size)
+        in_hw = sizes.get(n)
+        if in_hw is None or None in out:
+            continue
+        out = tuple(in_hw[i] if out[i] is None else int(out[i]) for i in range(2))
+        if in_hw[0] % out[0] or in_hw[1] % out[1]:
+            fixed[n] = _FixedAdaptivePool(in_hw, out)
+    if not fixed:
+        return model
+    model = copy.deepcopy(model)
+    for n, module in fixed.items():
+        parent_name, _, child = n.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+    return model
+
+
 def write_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     """Export ``model`` to ONNX (opset 17, dynamic batch) with input "input" and output "logits"."""
+    model = _onnx_ready(model, x)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -150,10 +205,23 @@ def load_slim(path: str | Path, device: str | torch.device = "cpu") -> nn.Module
     path = Path(path)
     json_path = path / _file("json") if path.is_dir() else path
     meta = json.loads(json_path.read_text())
+    state = load_file(str(json_path.parent / meta.get("weights", _file("safetensors"))))
+    if meta["arch"] in TORCHVISION_ARCHS:
+        # A torchvision network: the full network, re-traced and pruned at the recorded root indices
+        # (``pruned_roots``, see proxns_core.anynet.rebuild_slim), then the weights with their folds.
+        from .anynet import rebuild_slim
+
+        model = rebuild_slim(
+            meta["arch"],
+            meta["num_classes"],
+            meta.get("pruned_roots", []),
+            int(meta.get("input_size", INPUT_SIZE)),
+            state,
+        )
+        return model.to(device).eval()
     model = build_model(
         meta["arch"], meta["depth"], meta["num_classes"], cfg=meta["cfg"], width=meta.get("width", 1.0)
     )
-    state = load_file(str(json_path.parent / meta.get("weights", _file("safetensors"))))
     attach_folds(model, state)
     model.load_state_dict(state)
     return model.to(device).eval()

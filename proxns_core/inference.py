@@ -35,17 +35,24 @@ class BiasMap(nn.Module):
 
 @torch.no_grad()
 def fuse_for_inference(model: nn.Module, input_size: int = INPUT_SIZE) -> nn.Module:
-    """An eval-only copy of ``model`` (VGG, ResNet or DenseNet, full or slim) with every conv→BN pair
-    folded into the conv and every constant fold turned into a bias map for ``input_size`` inputs.
+    """An eval-only copy of ``model`` (VGG, ResNet or DenseNet, full or slim, or a torchvision network)
+    with every conv→BN pair folded into the conv and every constant fold turned into a bias map for
+    ``input_size`` inputs.
 
+    The paper networks name their conv→BN pairs (``prune_units``); in any other network the pairs are
+    found by tracing it with ``torch.fx``: a BN whose only input is a convolution's output that nothing
+    else reads (if tracing fails, the BNs stay: TorchScript's freeze folds them anyway).
     Outputs equal ``model.eval()``'s up to float rounding; the copy can no longer be trained or slimmed.
     """
     fused = copy.deepcopy(model).eval()
     parents = {
         id(child): (parent, name) for parent in fused.modules() for name, child in parent.named_children()
     }
-    for unit in fused.prune_units():
-        conv, bn = unit["producer"], unit["bn"]
+    if hasattr(fused, "prune_units"):
+        pairs = [(u["producer"], u["bn"]) for u in fused.prune_units()]
+    else:
+        pairs = _traced_conv_bn_pairs(fused)
+    for conv, bn in pairs:
         if conv is None:  # the BN reads a selection of a stream, not one conv's output
             continue
         _fold_bn_into_conv(conv, bn)
@@ -53,6 +60,44 @@ def fuse_for_inference(model: nn.Module, input_size: int = INPUT_SIZE) -> nn.Mod
         setattr(parent, name, nn.Identity())
     _freeze_bias_maps(fused, input_size)
     return fused
+
+
+class _LayerTracer(torch.fx.Tracer):
+    """Traces down to convolutions (a FoldableConv2d with its fold stays one call), BNs and bias maps."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, (nn.Conv2d, nn.BatchNorm2d, ConstantFold, BiasMap)) or super().is_leaf_module(
+            m, qualname
+        )
+
+
+def _traced_conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """(conv, BN) pairs of ``model`` where the BN's input is the conv's output and nothing else reads
+    it, each module called once; none when the network does not trace."""
+    try:
+        graph = _LayerTracer().trace(model)
+    except Exception:  # noqa: BLE001 - an untraceable network keeps its BNs (correct, just slower)
+        return []
+    modules = dict(model.named_modules())
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "call_module" or type(modules.get(node.target)) is not nn.BatchNorm2d:
+            continue
+        src = node.args[0] if node.args else None
+        if (
+            isinstance(src, torch.fx.Node)
+            and src.op == "call_module"
+            and isinstance(modules.get(src.target), nn.Conv2d)
+            and len(src.users) == 1
+            and calls[src.target] == calls[node.target] == 1
+            and modules[src.target].out_channels == modules[node.target].num_features
+        ):
+            pairs.append((modules[src.target], modules[node.target]))
+    return pairs
 
 
 def _fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
@@ -115,4 +160,5 @@ def freeze_for_inference(
         # The tracer flags ChannelSelection's test of its index count; that count is a constant of
         # the network, so the traced branch is the right one for every input.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        return torch.jit.freeze(torch.jit.trace(fused, x))
+        # check_trace off: it traces twice more to compare; exports check the saved file's outputs anyway
+        return torch.jit.freeze(torch.jit.trace(fused, x, check_trace=False))

@@ -7,11 +7,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from .slim import PrunePlan, bn_layers, plan_by_threshold, plan_from_zero_mask
 from .spec import TrainConfig
+
+if TYPE_CHECKING:  # anynet imports Torch-Pruning: loaded only when a torchvision network is planned
+    from .anynet import AnyPlan, CoupledGroup
+
+
+def sparsity_bns(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:
+    """The BN layers a sparsity method acts on, with names: the paper networks' prunable BNs
+    (``prune_units``, as :func:`proxns_core.slim.bn_layers`), else every ``nn.BatchNorm2d`` of the
+    network (a torchvision network) in module order, named as ``named_modules`` names them."""
+    if hasattr(model, "prune_units"):
+        return [(u["name"], bn) for u, bn in zip(model.prune_units(), bn_layers(model))]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
 
 
 def soft_threshold(v: torch.Tensor, tau: float) -> torch.Tensor:
@@ -29,8 +43,10 @@ class SparsityMethod:
         self.gammas: list[nn.Parameter] = []
 
     def attach(self, model: nn.Module, generator: torch.Generator | None = None) -> None:
-        """Bind to the BN scaling factors of ``model`` (already on its device)."""
-        self.gammas = [bn.weight for bn in bn_layers(model)]
+        """Bind to the BN scaling factors of ``model`` (already on its device): see :func:`sparsity_bns`."""
+        bns = sparsity_bns(model)
+        self.bn_names = [n for n, _ in bns]
+        self.gammas = [bn.weight for _, bn in bns]
 
     def after_backward(self) -> None:
         """Called after ``loss.backward()``, before the optimizer step."""
@@ -61,6 +77,12 @@ class SparsityMethod:
         """Which channels to delete: none for the baseline."""
         return plan_from_zero_mask(model, [torch.zeros(g.numel(), dtype=torch.bool) for g in self.gammas])
 
+    def group_plan(self, model: nn.Module, groups: list[CoupledGroup]) -> AnyPlan:
+        """The plan over a traced network's coupled channel groups (torchvision): nothing deleted."""
+        from .anynet import plan_nothing
+
+        return plan_nothing(model, groups)
+
     def state_dict(self) -> dict:
         return {}
 
@@ -85,6 +107,13 @@ class NetworkSlimming(SparsityMethod):
 
     def prune_plan(self, model: nn.Module) -> PrunePlan:
         return plan_by_threshold(model, self.prune_ratio)
+
+    def group_plan(self, model: nn.Module, groups: list[CoupledGroup]) -> AnyPlan:
+        """The ``prune_ratio`` share of coupled channels with the lowest mean |γ| over their group's BNs
+        (:func:`proxns_core.anynet.plan_groups_by_threshold`)."""
+        from .anynet import plan_groups_by_threshold
+
+        return plan_groups_by_threshold(model, groups, self.prune_ratio)
 
 
 class ProximalNS(SparsityMethod):
@@ -125,6 +154,13 @@ class ProximalNS(SparsityMethod):
 
     def prune_plan(self, model: nn.Module) -> PrunePlan:
         return plan_from_zero_mask(model, list((self.xi == 0).split(self._sizes)))
+
+    def group_plan(self, model: nn.Module, groups: list[CoupledGroup]) -> AnyPlan:
+        """A coupled channel is deleted exactly when ξ is 0 in every BN of its group (no threshold)."""
+        from .anynet import plan_groups
+
+        zero = dict(zip(self.bn_names, (self.xi == 0).cpu().split(self._sizes)))
+        return plan_groups(model, groups, zero)
 
     def state_dict(self) -> dict:
         return {"xi": self.xi.detach().cpu()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from .sparsity import SparsityMethod, make_sparsity
 from .spec import (
     CHECKPOINT_FILE,
     CHECKPOINT_PARTIAL,
+    TORCHVISION_ARCHS,
     EpochMetrics,
     LayerChannels,
     Result,
@@ -65,7 +67,7 @@ class FitResult:
     result: Result
     full_model: nn.Module
     slim_model: nn.Module
-    plan: PrunePlan
+    plan: PrunePlan  # an anynet.AnyPlan (coupled channel groups) for a torchvision network
     meta: dict = field(default_factory=dict)
 
 
@@ -285,11 +287,12 @@ class _Trainer:
         )
         self.sparsity = make_sparsity(config)
         self.sparsity.attach(self.model, self.generator)
+        self.init_note: str | None = None  # what loading init_weights left out (a new classifier)
         if config.init_weights:  # a pretrained start (a resumed run's checkpoint then loads over it)
             from .weights import describe, load_init_weights
 
             what = describe(config.arch, config.depth, config.width, self.data.num_classes)
-            load_init_weights(self.model, self.sparsity, config.init_weights, what)
+            self.init_note = load_init_weights(self.model, self.sparsity, config.init_weights, what)
         self.optimizer, self.scheduler = self._optimizer(self.model)
         # fp16 needs loss scaling; the fused SGD step reads the scaler's overflow flag on the device.
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
@@ -304,6 +307,17 @@ class _Trainer:
             graphs = False  # nothing to capture on the CPU: the plain loop
         self.cuda_graphs = graphs
         self._graphs: dict[int, _GraphedStep] = {}
+        self._groups: list | None = None
+
+    def coupled_groups(self) -> list:
+        """The coupled BN channel groups of a torchvision network (:func:`proxns_core.anynet.coupled_groups`),
+        traced once per run on a CPU copy at the config's input size (tracing is slow)."""
+        if self._groups is None:
+            from .anynet import coupled_groups
+
+            probe = copy.deepcopy(self.model).cpu().float().to(memory_format=torch.contiguous_format)
+            self._groups = coupled_groups(probe, self.config.input_size)
+        return self._groups
 
     def _optimizer(self, model: nn.Module, milestones: list[int] | None = None):
         c = self.config
@@ -513,27 +527,79 @@ def _device_label(device: torch.device) -> str:
     return str(device)
 
 
+def _prune_any(t: _Trainer, full: nn.Module):
+    """A torchvision network's plan over its coupled channel groups (rounded to ``channel_multiple``)
+    and its masked network; the slim network is made later (:func:`_slim_any`)."""
+    from .anynet import apply_mask_any, round_any_plan
+
+    plan = t.sparsity.group_plan(full, t.coupled_groups())
+    plan = round_any_plan(full, plan, t.config.channel_multiple)
+    return plan, apply_mask_any(full, plan)
+
+
+def _slim_any(t: _Trainer, masked: nn.Module, plan):
+    """Slim (on a CPU copy, where Torch-Pruning traces) and move back to the training device/layout."""
+    from .anynet import slim_any
+
+    cpu = copy.deepcopy(masked).cpu().float().to(memory_format=torch.contiguous_format)
+    slim, report = slim_any(cpu, plan, t.config.input_size)
+    return slim.to(t.device, memory_format=t.memory_format), report
+
+
 def fit(
     config: TrainConfig,
     callbacks: Callbacks | None = None,
     checkpoint_dir: str | None = None,
     resume: bool = False,
 ) -> FitResult:
-    """Train ``config``, prune and slim the network, fine-tune if asked, and measure both networks."""
+    """Train ``config``, prune and slim the network, fine-tune if asked, and measure both networks.
+
+    A torchvision network (``config.arch`` in ``TORCHVISION_ARCHS``) is pruned by coupled channel
+    groups traced with Torch-Pruning (:mod:`proxns_core.anynet`, traced once per run): proxns deletes a
+    coupled channel exactly when ξ is 0 in every BN of its group, NS the ``prune_ratio`` share with the
+    lowest mean |γ| over their group's BNs; ``Result.channels_total``/``channels_pruned`` then count
+    coupled channels (a residual-stream channel once), ``Result.layers`` every BN. The slim network
+    (:func:`~proxns_core.anynet.slim_any`) folds each deleted channel's constant into its consumers;
+    where a fold is not exact (``inexact_layers``, e.g. squeeze-excitation) its BN statistics are
+    re-estimated on training batches before ``acc_slim`` is measured, and ``acc_masked`` − ``acc_slim`` is
+    the gap left. The folds hold in training mode too (a deleted channel's BN outputs its bias whatever
+    the batch), so the slim network fine-tunes as it is.
+    """
     t = _Trainer(config, callbacks or Callbacks(), checkpoint_dir)
     if resume and t.load():
         t.cb.on_resume(list(t.history))
     t.train()
     full = t.model
-    plan = round_plan(full, t.sparsity.prune_plan(full), config.channel_multiple)
-    masked = apply_mask(full, plan)
+    torchvision_net = config.arch in TORCHVISION_ARCHS
+    if torchvision_net:
+        plan, masked = _prune_any(t, full)
+    else:
+        plan = round_plan(full, t.sparsity.prune_plan(full), config.channel_multiple)
+        if config.prune_stream:
+            from .stream import extend_plan  # only imported when asked for
+
+            # after round_plan (which would drop the stream masks); stream widths rounded alike
+            plan = extend_plan(full, plan, config.channel_multiple)
+        masked = apply_mask(full, plan)
     if config.precise_bn:
         recalibrate_bn(full, t.data, config.batch_size)
         recalibrate_bn(masked, t.data, config.batch_size)
     full.eval()
     acc_full = evaluate(full, t.data)[1]
-    # The slim network in the training layout, like the full one (also for timing them alike).
-    slim = slim_model(masked, plan).to(memory_format=t.memory_format)
+    acc_masked = evaluate(masked, t.data)[1]
+    if torchvision_net:
+        # folds are measured on the (recalibrated) masked network: slim it now
+        slim, report = _slim_any(t, masked, plan)
+        slim_exact, inexact = report.all_exact, dict(report.inexact)
+        if not slim_exact:
+            # an inexact fold shifts the consumer's input statistics: re-estimate the slim network's
+            recalibrate_bn(slim, t.data, config.batch_size)
+        layers = plan.layers()
+    else:
+        # The slim network in the training layout, like the full one (also for timing them alike).
+        slim = slim_model(masked, plan).to(memory_format=t.memory_format)
+        slim_exact, inexact = True, {}
+        layers = plan.layers()
     acc_slim = evaluate(slim, t.data)[1]
     acc_finetuned = t.finetune(slim) if config.finetune_epochs else None
     slim.eval()
@@ -562,8 +628,11 @@ def fit(
         latency_full_ms=batch1["full"].median_ms,
         latency_slim_ms=batch1["slim"].median_ms,
         latency=latency,
-        layers=[LayerChannels(**layer) for layer in plan.layers()],
+        layers=[LayerChannels(**layer) for layer in layers],
         kept_forced=plan.kept_forced,
+        acc_masked=acc_masked,
+        slim_exact=slim_exact,
+        inexact_layers=inexact,
         device=_device_label(t.device),
         device_name=device_name(t.device),
         precision=t.precision,
@@ -574,12 +643,19 @@ def fit(
         "depth": config.depth,
         "width": config.width,
         "num_classes": t.data.num_classes,
-        "cfg": slim.cfg,
+        "cfg": getattr(slim, "cfg", None),
         "input_size": config.input_size,
         "mean": list(t.data.mean),
         "std": list(t.data.std),
         "dataset": config.dataset,
     }
+    if torchvision_net:
+        # what load_slim needs to rebuild the slim shapes: the full network re-traced at input_size and
+        # pruned at these root indices with Torch-Pruning (the folds are named in the weights file)
+        import torch_pruning
+
+        meta["pruned_roots"] = plan.pruned_roots()
+        meta["torch_pruning"] = torch_pruning.__version__
     if getattr(t.data, "classes", None):
         meta["classes"] = list(t.data.classes)
     return FitResult(config, t.history, result, full, slim, plan, meta)

@@ -8,13 +8,17 @@ the error of a file that does not fit names the first mismatching tensors.
 
 ``python -m proxns_core.weights check FILE --arch vgg --depth 11 --width 0.25 --num-classes 10``
 prints one JSON line (``{"ok": true, "format": ..., "tensors": n}`` or ``{"ok": false, "error":
-...}``): the API, which never imports torch, checks uploads with it in a child process.
+...}``): the API, which never imports torch, checks uploads with it in a child process. A torchvision
+network is named by ``--arch`` alone (no ``--depth``/``--width``); its checkpoint may differ from the
+network in the final classifier only (trained on other classes): it then fits with a ``"note"``, and
+loading leaves that classifier freshly initialised.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import pickle
 import sys
 from collections.abc import Mapping
@@ -25,6 +29,7 @@ from torch import nn
 
 from .models import build_model
 
+log = logging.getLogger(__name__)
 #: Mismatching tensors named in an error, per kind (shape, missing, unexpected).
 MAX_NAMED = 3
 #: Buffers a state_dict may leave out (BatchNorm's step counter; safetensors exports often drop it).
@@ -135,33 +140,94 @@ def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], what: str =
         raise WeightsError(f"the weights do not fit {what}: {problem}")
 
 
-def describe(arch: str, depth: int, width: float, num_classes: int) -> str:
+def classifier_keys(model: nn.Module) -> tuple[str, list[str]]:
+    """The final classifier (the network's last ``nn.Linear``) and its tensor names."""
+    name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    return name, [k for k in model.state_dict() if k.startswith(f"{name}.")]
+
+
+def new_classifier_note(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:
+    """For a torchvision network: when ``state`` fits ``model`` except for the final classifier's shapes
+    (a checkpoint trained on another number of classes, e.g. ImageNet's 1000), what is left out;
+    None otherwise (it fits, or something else differs)."""
+    if hasattr(model, "prune_units") or state_mismatch(model, state) is None:  # a paper network: exact fit
+        return None
+    name, keys = classifier_keys(model)
+    rest = {k: v for k, v in state.items() if k not in keys}
+    if state_mismatch(_Without(model, keys), rest) is not None or not all(k in state for k in keys):
+        return None
+    weight = state[f"{name}.weight"]
+    own = model.state_dict()[f"{name}.weight"]
+    return (
+        f"the file's classifier {name} ({weight.shape[0]} classes) does not fit this network's "
+        f"({own.shape[0]} classes): every other tensor loads, {name} starts freshly initialised"
+    )
+
+
+class _Without:
+    """``model`` seen without some state_dict keys (for :func:`state_mismatch`)."""
+
+    def __init__(self, model: nn.Module, keys: list[str]) -> None:
+        self.model, self.keys = model, set(keys)
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.model.state_dict().items() if k not in self.keys}
+
+
+def describe(arch: str, depth: int | None, width: float, num_classes: int) -> str:
+    if depth is None:  # a torchvision network: its name fixes depth and width
+        return f"{arch} ({num_classes} classes)"
     return f"{arch}-{depth} (width {width:g}, {num_classes} classes)"
 
 
-def load_init_weights(model: nn.Module, sparsity, path: str | Path, what: str = "the network") -> None:
+def load_init_weights(model: nn.Module, sparsity, path: str | Path, what: str = "the network") -> str | None:
     """Load the state_dict file ``path`` into ``model`` (after ``sparsity`` attached to it); proxns's
     ξ then start at the loaded γ, so the coupling does not drag a trained network's γ towards ξ's
-    random start."""
+    random start.
+
+    A torchvision checkpoint whose *only* misfit is the final classifier (trained on another number
+    of classes) loads everything else; the classifier stays freshly initialised, and the returned
+    note (also logged as a warning) says so. Returns None when the file fit as a whole."""
     state = load_state(path)
-    check_state(model, state, what)
-    model.load_state_dict(state, strict=False)  # only the optional buffers can be missing here
+    note = new_classifier_note(model, state)
+    if note is not None:
+        _, keys = classifier_keys(model)
+        state = {k: v for k, v in state.items() if k not in keys}
+        log.warning("init_weights %s: %s", path, note)
+    else:
+        check_state(model, state, what)
+    model.load_state_dict(state, strict=False)  # only optional buffers (or the new classifier) missing
     xi = getattr(sparsity, "xi", None)
     if isinstance(xi, torch.Tensor):
         with torch.no_grad():
             xi.copy_(torch.cat([g.detach().reshape(-1) for g in sparsity.gammas]).to(xi.dtype))
+    return note
 
 
-def check_file(path: str | Path, arch: str, depth: int, width: float, num_classes: int) -> dict:
-    """Whether the file is a state_dict of that network: ``{"ok", "format", "tensors"}`` or ``{"ok": False, "error"}``."""
+def _shapes_model(arch: str, depth: int | None, width: float, num_classes: int) -> nn.Module:
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            return build_model(arch, depth, num_classes, width=width)
+    except (NotImplementedError, RuntimeError):  # a builder that computes widths from tensors (regnet)
+        return build_model(arch, depth, num_classes, width=width)
+
+
+def check_file(path: str | Path, arch: str, depth: int | None, width: float, num_classes: int) -> dict:
+    """Whether the file is a state_dict of that network: ``{"ok", "format", "tensors"}`` (plus
+    ``"note"`` when a torchvision checkpoint fits but for its classifier, see :func:`load_init_weights`)
+    or ``{"ok": False, "error"}``. ``depth`` is None for a torchvision network."""
     try:
         state = load_state(path)
-        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-            model = build_model(arch, depth, num_classes, width=width)
-        check_state(model, state, describe(arch, depth, width, num_classes))
+        model = _shapes_model(arch, depth, width, num_classes)
+        note = new_classifier_note(model, state)
+        if note is None:
+            check_state(model, state, describe(arch, depth, width, num_classes))
     except WeightsError as exc:
         return {"ok": False, "error": str(exc)}
-    return {"ok": True, "format": file_format(path), "tensors": len(state)}
+    out = {"ok": True, "format": file_format(path), "tensors": len(state)}
+    if note is not None:
+        out["note"] = note
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="check a state_dict file against a network; prints one JSON line")
     check.add_argument("file")
     check.add_argument("--arch", required=True)
-    check.add_argument("--depth", type=int, required=True)
+    check.add_argument("--depth", type=int, default=None, help="omitted for a torchvision network")
     check.add_argument("--width", type=float, default=1.0)
     check.add_argument("--num-classes", type=int, required=True)
     args = parser.parse_args(argv)

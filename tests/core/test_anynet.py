@@ -10,6 +10,9 @@ from proxns_core.anynet import (
     build_torchvision,
     coupled_groups,
     plan_groups,
+    plan_groups_by_threshold,
+    rebuild_slim,
+    round_any_plan,
     slim_any,
 )
 from proxns_core.measure import count_params
@@ -21,16 +24,7 @@ EXACT_TOL = 1e-4
 # its mean is folded: the gap is reported; at these random networks it stays below this bound.
 INEXACT_TOL = 1e-2
 SE_NETS = {"mobilenet_v3_small", "efficientnet_b0"}
-XFAIL = {
-    "regnet_x_400mf": "grouped convolutions: Torch-Pruning 1.6.1 prunes a grouped conv's inputs only in "
-    "whole conv groups, while ξ zeros fall on single channels (needs group-aligned plans)",
-}
-ARCH_PARAMS = [
-    pytest.param(a, marks=pytest.mark.xfail(reason=XFAIL[a], raises=RuntimeError, strict=True))
-    if a in XFAIL
-    else a
-    for a in TORCHVISION_ARCHS
-]
+ARCH_PARAMS = list(TORCHVISION_ARCHS)
 
 
 def _randomised(name, seed=0):
@@ -50,6 +44,17 @@ def _zero_masks(model, groups, seed=1):
     for i, group in enumerate(groups):
         if i % 2 == 0:
             chosen = torch.rand(group.size, generator=g) < 0.5
+            # a grouped convolution (regnet) loses inputs at the same in-group positions of every conv
+            # group, and as many outputs per conv group: there, choose such coupled zeros
+            for _, idxs, per in group.grouped_in:
+                position = torch.tensor(idxs) % per
+                chosen = (torch.rand(per, generator=g) < 0.5)[position]
+            for _, idxs, per in group.grouped_out:
+                member = torch.tensor(idxs) // per
+                chosen = torch.zeros(group.size, dtype=torch.bool)
+                for j in member.unique():
+                    at = torch.nonzero(member == j).flatten()
+                    chosen[at[torch.randperm(len(at), generator=g)[: len(at) // 2]]] = True
             for name, idxs in group.bns:
                 zero[name][torch.tensor(idxs)[chosen]] = True
     return zero
@@ -79,10 +84,14 @@ def test_slimmed_torchvision_network_matches_masked_network(name):
     state = slim.state_dict()
     assert count_params(slim) == sum(state[n].numel() for n, _ in slim.named_parameters())
     assert report.params_slim == count_params(slim) < count_params(model) == report.params_full
+    # slim.json's description (the pruned root indices) rebuilds the same network from the weights
+    rebuilt = rebuild_slim(name, 10, plan.pruned_roots(), SIZE, state)
+    assert count_params(rebuilt) == count_params(slim)
 
     x = torch.randn(8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         gap = (masked(x) - slim(x)).abs().max().item()
+        assert torch.equal(rebuilt(x), slim(x))
     if name in SE_NETS:
         assert report.inexact and all("fc2" in why for why in report.inexact.values())
         assert gap < INEXACT_TOL and report.max_logit_gap < INEXACT_TOL
@@ -150,3 +159,70 @@ def test_a_group_is_never_emptied():
 def test_unknown_torchvision_name_is_refused():
     with pytest.raises(ValueError, match="allowed resnet18"):
         build_torchvision("alexnet", 10)
+
+
+def test_ns_plan_rounding_and_layer_counts_on_coupled_groups():
+    """NS deletes the lowest-scoring share of coupled channels (score: mean |γ| over the group's BNs);
+    channel_multiple re-keeps the strongest until each group's kept count is a multiple; per-BN layers."""
+    model = _randomised("resnet18")
+    groups = coupled_groups(model, SIZE)
+    plan = plan_groups_by_threshold(model, groups, 0.4)
+    assert plan.channels_pruned == int(0.4 * plan.channels_total) and not plan.kept_forced
+    bns = dict(model.named_modules())
+    scores = [
+        sum(bns[n].weight.detach().abs()[torch.tensor(i)] for n, i in g.bns) / len(g.bns) for g in groups
+    ]
+    deleted = torch.cat([s[d] for s, d in zip(scores, plan.delete)])
+    kept = torch.cat(
+        [s[[k for k in range(g.size) if k not in d]] for s, g, d in zip(scores, groups, plan.delete)]
+    )
+    assert deleted.max() <= kept.min()
+    rounded = round_any_plan(model, plan, 8)
+    for g, d, d0 in zip(groups, rounded.delete, plan.delete):
+        assert set(d) <= set(d0) and (g.size - len(d)) % 8 == 0
+    layers = {layer["name"]: layer for layer in rounded.layers()}
+    assert list(layers) == [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    slim, report = slim_any(model, rounded, SIZE)
+    assert report.all_exact
+    # in training mode too (fine-tuning a slim network): a deleted channel's BN (γ = 0) outputs its bias
+    # whatever the batch statistics, so the folds stay exact there (the next BNs see the same batch)
+    masked = apply_mask_any(model, rounded)
+    x = torch.randn(8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        assert (masked.train()(x) - slim.train()(x)).abs().max().item() < EXACT_TOL
+    assert any(getattr(m, "fold", None) is not None for m in slim.modules())  # border-exact maps in use
+    slim.eval()
+    assert {n: layer["kept"] for n, layer in layers.items()} == {
+        n: m.num_features for n, m in slim.named_modules() if isinstance(m, nn.BatchNorm2d)
+    }
+    # the residual stream of stage 1 is one coupled group of 64 channels spanning 3 BNs: counted once
+    stream = next(g for g in groups if g.root == "conv1")
+    assert stream.size == 64 and len(stream.bns) == 3
+    assert (
+        plan.channels_total == sum(g.size for g in groups) < sum(layer["total"] for layer in layers.values())
+    )
+
+
+def test_regnet_plans_are_aligned_to_its_grouped_convolutions():
+    """A grouped conv loses inputs only at in-group positions deletable in every conv group, and as many
+    outputs in every conv group; zeros that break that are kept (never more deleted than ξ allows)."""
+    model = _randomised("regnet_x_400mf")
+    groups = coupled_groups(model, SIZE)
+    g = next(g for g in groups if g.grouped_in)
+    conv, idxs, per = g.grouped_in[0]
+    zero = {
+        n: torch.zeros(m.num_features, dtype=torch.bool)
+        for n, m in model.named_modules()
+        if isinstance(m, nn.BatchNorm2d)
+    }
+    bn, bn_idxs = g.bns[0]
+    position = torch.tensor(idxs) % per
+    # position 0 zero in every conv group, position 1 zero in all but one: only position 0 goes
+    zero[bn][torch.tensor(bn_idxs)[position == 0]] = True
+    ones = torch.nonzero(position == 1).flatten()
+    zero[bn][torch.tensor(bn_idxs)[ones[1:]]] = True
+    plan = plan_groups(model, groups, zero)
+    deleted = plan.delete[groups.index(g)]
+    assert sorted(deleted) == torch.nonzero(position == 0).flatten().tolist()
+    slim, report = slim_any(model, plan, SIZE)
+    assert report.all_exact and report.max_logit_gap < EXACT_TOL

@@ -5,8 +5,15 @@ import sys
 
 import pytest
 
-from proxns_core.cost import NUM_CLASSES, TRAIN_IMAGES, param_count, train_images, training_cost
-from proxns_core.spec import TrainConfig
+from proxns_core.cost import (
+    NUM_CLASSES,
+    TORCHVISION_PARAMS,
+    TRAIN_IMAGES,
+    param_count,
+    train_images,
+    training_cost,
+)
+from proxns_core.spec import TORCHVISION_ARCHS, TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -50,3 +57,21 @@ def test_cost_counts_epochs_and_images():
 def test_cost_module_does_not_import_torch():
     code = "import sys, proxns_core.cost; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("arch", TORCHVISION_ARCHS)
+def test_torchvision_parameter_table_is_exact(arch):
+    from proxns_core.measure import count_params
+    from proxns_core.models import build_model
+
+    assert set(TORCHVISION_PARAMS) == set(TORCHVISION_ARCHS)
+    for classes in (10, 100, 1000) if arch in ("resnet18", "mobilenet_v2") else (7,):
+        assert param_count(arch, None, 1.0, classes) == count_params(build_model(arch, None, classes))
+
+
+def test_torchvision_cost_takes_no_depth():
+    cfg = TrainConfig(dataset="digits", arch="resnet18", epochs=2)
+    assert cfg.depth is None
+    assert training_cost(cfg) == param_count("resnet18", None, 1.0, 10) * 2 * 1437
+    with pytest.raises(ValueError, match="torchvision"):
+        param_count("resnet18", 18)

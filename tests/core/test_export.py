@@ -164,3 +164,22 @@ def test_export_emits_no_torchscript_deprecation_warning(exported, tmp_path):
         freeze_for_inference(result.slim_model.cpu(), 32)
     assert _torchscript_warnings(caught) == []
     assert not [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+
+
+def test_onnx_exports_an_adaptive_pool_whose_output_does_not_divide_its_input(tmp_path):
+    """torchvision's VGG pools to 7×7 whatever the map (1×1 for a 32-pixel image): ONNX's exporter has
+    no such adaptive pool, so the export writes it as a fixed matrix for the input size."""
+    from proxns_core.export import _run_onnx, write_onnx
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=8, padding=1),
+        torch.nn.AdaptiveAvgPool2d((7, 7)),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 49, 5),
+    ).eval()
+    x = torch.randn(2, 3, 24, 24)  # a 3×3 map pooled to 7×7
+    write_onnx(model, x, tmp_path / "m.onnx")
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.abs(_run_onnx(tmp_path / "m.onnx", x.numpy()) - expected).max() < 1e-5
+    assert isinstance(model[1], torch.nn.AdaptiveAvgPool2d)  # the network itself is left as it was

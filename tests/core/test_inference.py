@@ -97,3 +97,26 @@ def test_slim_network_compiles_once_and_matches_eager():
     assert counter.frame_count == 1
     for out in outs:
         assert (out - expected).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_torchvision_networks_fuse_by_their_traced_conv_bn_pairs(name):
+    """No ``prune_units`` there: the conv→BN pairs come from an fx trace; the slim network's border-exact
+    folds become bias maps; outputs equal the eval network's (full and slim)."""
+    from proxns_core.anynet import coupled_groups, plan_groups, slim_any
+
+    from .test_anynet import _randomised as randomised_torchvision
+    from .test_anynet import _zero_masks
+
+    model = randomised_torchvision(name).eval()
+    groups = coupled_groups(model, 32)
+    slim, _ = slim_any(model, plan_groups(model, groups, _zero_masks(model, groups)), 32)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    for net in (model, slim):
+        fused = fuse_for_inference(net, 32)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+        assert not any(isinstance(m, ConstantFold) for m in fused.modules())
+        frozen = freeze_for_inference(net, 32)
+        with torch.no_grad():
+            assert (fused(x) - net(x)).abs().max() < 1e-4
+            assert (frozen(x) - net(x)).abs().max() < 1e-4

@@ -122,3 +122,49 @@ def test_cli_train_starts_from_a_local_weights_file(trained: Path, tmp_path: Pat
     assert f"--init-weights {trained}: the weights do not fit vgg-11 (width 0.5" in proc.stderr
     assert "features.0.weight: file [16, 3, 3, 3], network [32, 3, 3, 3]" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_torchvision_checkpoint_of_other_classes_loads_all_but_its_classifier(tmp_path: Path) -> None:
+    """An ImageNet-style resnet18 (1000 classes) into a 10-class resnet18: the classifier stays fresh."""
+    from proxns_core.weights import describe
+
+    torch.manual_seed(0)
+    imagenet = build_model("resnet18", None, 1000).state_dict()
+    save_file(imagenet, str(tmp_path / "in1k.safetensors"))
+    checked = check_file(tmp_path / "in1k.safetensors", "resnet18", None, 1.0, 10)
+    assert checked["ok"] is True and "fc (1000 classes)" in checked["note"], checked
+    model = build_model("resnet18", None, 10)
+    fresh = model.fc.weight.detach().clone()
+    sparsity = make_sparsity(TrainConfig(dataset="digits", arch="resnet18", method="proxns"))
+    sparsity.attach(model, torch.Generator().manual_seed(0))
+    note = load_init_weights(
+        model, sparsity, tmp_path / "in1k.safetensors", describe("resnet18", None, 1, 10)
+    )
+    assert note is not None and "freshly initialised" in note
+    assert torch.equal(model.fc.weight, fresh) and model.fc.weight.shape == (10, 512)
+    assert torch.equal(model.layer4[1].bn2.weight, imagenet["layer4.1.bn2.weight"])
+    assert torch.equal(sparsity.xi, torch.cat([g.detach().reshape(-1) for g in sparsity.gammas]))
+    # the same file for 1000 classes fits as a whole
+    assert "note" not in check_file(tmp_path / "in1k.safetensors", "resnet18", None, 1.0, 1000)
+
+    # anything else that differs is still an error naming the first mismatching tensors
+    broken = dict(imagenet, **{"conv1.weight": torch.zeros(32, 3, 7, 7)})
+    save_file(broken, str(tmp_path / "broken.safetensors"))
+    error = check_file(tmp_path / "broken.safetensors", "resnet18", None, 1.0, 10)["error"]
+    assert error.startswith("the weights do not fit resnet18 (10 classes): shapes differ (")
+    assert "conv1.weight: file [32, 3, 7, 7], network [64, 3, 7, 7]" in error
+    with pytest.raises(WeightsError, match="conv1.weight"):
+        load_init_weights(build_model("resnet18", None, 10), sparsity, tmp_path / "broken.safetensors")
+
+
+def test_weights_check_command_takes_no_depth_for_a_torchvision_network(tmp_path: Path) -> None:
+    save_file(build_model("mobilenet_v2", None, 10).state_dict(), str(tmp_path / "m.safetensors"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "proxns_core.weights", "check", str(tmp_path / "m.safetensors")]
+        + ["--arch", "mobilenet_v2", "--num-classes", "10"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["ok"] is True
