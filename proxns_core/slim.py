@@ -18,21 +18,34 @@ from .models.layers import FoldableConv2d
 
 @dataclass
 class PrunePlan:
-    """Per-BN keep masks, plus the layers where one channel was kept to avoid deleting them all."""
+    """Per-BN keep masks, plus the layers where one channel was kept to avoid deleting them all.
+
+    ``stream`` (empty unless :func:`proxns_core.stream.extend_plan` made the plan) holds keep masks of
+    the coupled stream channels of a ResNet or DenseNet (``layer3.stream``, ``block1.stream``, ...):
+    channels no BN reads that the slim network deletes from every conv writing them. They count as
+    channels of their own, beside the BN channels, in the totals and in :meth:`layers`.
+    """
 
     masks: dict[str, torch.Tensor]
     kept_forced: list[str] = field(default_factory=list)
+    stream: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def _all_masks(self) -> list[torch.Tensor]:
+        return [*self.masks.values(), *self.stream.values()]
 
     @property
     def channels_total(self) -> int:
-        return sum(m.numel() for m in self.masks.values())
+        return sum(m.numel() for m in self._all_masks())
 
     @property
     def channels_pruned(self) -> int:
-        return sum(int((~m).sum()) for m in self.masks.values())
+        return sum(int((~m).sum()) for m in self._all_masks())
 
     def layers(self) -> list[dict]:
-        return [{"name": n, "total": m.numel(), "kept": int(m.sum())} for n, m in self.masks.items()]
+        return [
+            {"name": n, "total": m.numel(), "kept": int(m.sum())}
+            for n, m in [*self.masks.items(), *self.stream.items()]
+        ]
 
 
 def bn_layers(model: nn.Module) -> list[nn.BatchNorm2d]:
@@ -97,10 +110,54 @@ def apply_mask(model: nn.Module, plan: PrunePlan) -> nn.Module:
 def slim_model(model: nn.Module, plan: PrunePlan) -> nn.Module:
     """The slimmed network: same class, smaller cfg, equal in eval mode to ``apply_mask(model, plan)``."""
     slim = copy.deepcopy(model).eval()
+    streams = _stream_deletions(slim, plan)  # read before the selections change
     for unit in slim.prune_units():
         _slim_unit(unit, plan.masks[unit["name"]].to(unit["bn"].weight.device))
+    for stream, keep in streams:
+        _slim_stream(stream, keep)
     slim.cfg = slim.current_cfg()
     return slim
+
+
+def _stream_deletions(model: nn.Module, plan: PrunePlan) -> list[tuple[dict, torch.Tensor]]:
+    """The streams of ``model`` that ``plan`` deletes channels from, checked: a deleted channel must be
+    pruned in every BN that reads it and read by nothing else (else the slim net would differ)."""
+    if not plan.stream or all(bool(m.all()) for m in plan.stream.values()):
+        return []
+    if not hasattr(model, "stream_units"):
+        raise ValueError(f"{type(model).__name__} has no streams to delete channels from")
+    found = []
+    for stream in model.stream_units():
+        keep = plan.stream.get(stream["name"])
+        if keep is None or bool(keep.all()):
+            continue
+        keep = keep.detach().to("cpu", torch.bool)
+        if keep.numel() != stream["width"]:
+            raise ValueError(
+                f"{stream['name']}: mask of {keep.numel()} channels, stream has {stream['width']}"
+            )
+        if stream["raw_readers"]:
+            raise ValueError(f"{stream['name']} is read outside a BN: none of its channels can be deleted")
+        for name, selection, _prefix in stream["readers"]:
+            read = selection.indices.cpu()[plan.masks[name].to("cpu", torch.bool)]
+            if not bool(keep[read].all()):
+                raise ValueError(f"{stream['name']}: a deleted channel is kept by {name}")
+        found.append((stream, keep))
+    unknown = set(plan.stream) - {s["name"] for s in model.stream_units()}
+    if unknown:
+        raise ValueError(f"no such streams: {sorted(unknown)}")
+    return found
+
+
+def _slim_stream(stream: dict, keep: torch.Tensor) -> None:
+    """Delete the stream channels ``keep`` drops: their rows in every conv writing them (with fold rows
+    and folded biases); each reader's selection (which no longer selects them) is re-indexed."""
+    for conv, first, stop in stream["producers"]:
+        _slice_outputs(conv, keep[first:stop].to(conv.weight.device))
+    for _name, selection, prefix in stream["readers"]:
+        position = torch.cumsum(keep[:prefix].long(), 0) - 1  # new index of each kept channel
+        selection.indices = position.to(selection.indices.device)[selection.indices].clone()
+        selection.num_channels = int(keep[:prefix].sum())
 
 
 def _slim_unit(unit: dict, keep: torch.Tensor) -> None:

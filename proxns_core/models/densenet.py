@@ -37,8 +37,28 @@ class Transition(nn.Module):
         return F.avg_pool2d(self.conv1(F.relu(self.bn1(self.select(x)))), 2)
 
 
-def default_densenet_cfg(depth: int, width: float = 1.0) -> list[int]:
-    """Kept input channels of each dense layer and transition, then of the final BN."""
+def full_outputs(depth: int, width: float = 1.0) -> list[int]:
+    """Output channels of the unpruned producers: the stem, then each dense layer and transition."""
+    n = (depth - 4) // 3
+    growth = scaled(12, width)
+    channels = 2 * growth
+    outs = [channels]
+    for stage in range(3):
+        outs += [growth] * n
+        channels += n * growth
+        if stage < 2:
+            outs.append(channels)  # a transition keeps the width (no compression)
+    return outs
+
+
+def default_densenet_cfg(depth: int, width: float = 1.0) -> list:
+    """Kept input channels of each dense layer and transition, then of the final BN.
+
+    A network whose concatenated feature channels were deleted (:mod:`proxns_core.stream`) appends one
+    dict, ``{"stream": [stem, features.0, features.1, ...]}``: the output channels of the stem conv and
+    of each dense layer's and transition's conv. Without it they have their full widths, so every cfg
+    written before stream pruning keeps its meaning.
+    """
     n = (depth - 4) // 3
     growth = scaled(12, width)
     channels = 2 * growth
@@ -59,23 +79,27 @@ class DenseNet(nn.Module):
         check_depth("densenet", depth)
         self.depth = depth
         n = (depth - 4) // 3
-        growth = scaled(12, width)
         self.cfg = list(cfg) if cfg is not None else default_densenet_cfg(depth, width)
-        channels = 2 * growth
+        self.full_outputs = full_outputs(depth, width)
+        counts, outs = self.cfg, iter(self.full_outputs)
+        if self.cfg and isinstance(self.cfg[-1], dict):
+            counts, outs = self.cfg[:-1], iter(int(c) for c in self.cfg[-1]["stream"])
+        channels = next(outs)
         self.conv1 = nn.Conv2d(3, channels, 3, padding=1, bias=False)
-        it = iter(self.cfg)
+        it = iter(counts)
         stages: list[nn.Module] = []
         for stage in range(3):
             for _ in range(n):
-                stages.append(DenseLayer(channels, next(it), growth))
-                channels += growth
+                stages.append(DenseLayer(channels, next(it), next(outs)))
+                channels += stages[-1].conv1.out_channels
             if stage < 2:
-                stages.append(Transition(channels, next(it), channels))
+                stages.append(Transition(channels, next(it), next(outs)))
+                channels = stages[-1].conv1.out_channels
         self.features = nn.Sequential(*stages)
         self.select = ChannelSelection(channels, next(it))
         self.bn = nn.BatchNorm2d(self.select.indices.numel())
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(self.cfg[-1], num_classes)
+        self.fc = nn.Linear(self.select.indices.numel(), num_classes)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,5 +124,44 @@ class DenseNet(nn.Module):
         )
         return units
 
-    def current_cfg(self) -> list[int]:
-        return [m.select.indices.numel() for m in self.features] + [self.select.indices.numel()]
+    def stream_units(self) -> list[dict]:
+        """The concatenated feature map of each dense block, for :mod:`proxns_core.stream`.
+
+        Its channels are written by the block's first producer (stem or previous transition) and by
+        each dense layer's conv, in order: ``producers`` lists (conv, first, stop). Every later dense
+        layer of the block reads a prefix of it, and the transition (or final BN) all of it, each
+        through its selection and BN: ``readers`` lists (unit name, selection, prefix). No raw readers.
+        """
+        units, head = [], self.conv1
+        layers = list(enumerate(self.features))
+        for block in range(3):
+            width = head.out_channels
+            producers, readers = [(head, 0, width)], []
+            while layers and isinstance(layers[0][1], DenseLayer):
+                i, m = layers.pop(0)
+                readers.append((f"features.{i}.bn1", m.select, width))
+                producers.append((m.conv1, width, width + m.conv1.out_channels))
+                width += m.conv1.out_channels
+            if layers:
+                i, m = layers.pop(0)
+                readers.append((f"features.{i}.bn1", m.select, width))
+                head = m.conv1
+            else:
+                readers.append(("bn", self.select, width))
+            units.append(
+                {
+                    "name": f"block{block + 1}.stream",
+                    "width": width,
+                    "producers": producers,
+                    "readers": readers,
+                    "raw_readers": [],
+                }
+            )
+        return units
+
+    def current_cfg(self) -> list:
+        cfg: list = [m.select.indices.numel() for m in self.features] + [self.select.indices.numel()]
+        outs = [self.conv1.out_channels] + [m.conv1.out_channels for m in self.features]
+        if outs != self.full_outputs:
+            cfg.append({"stream": outs})
+        return cfg

@@ -20,7 +20,13 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(
-        self, inplanes: int, planes: int, cfg: list[int], stride: int = 1, downsample: nn.Module | None = None
+        self,
+        inplanes: int,
+        planes: int,
+        cfg: list[int],
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        outplanes: int | None = None,
     ) -> None:
         super().__init__()
         self.select = ChannelSelection(inplanes, cfg[0])
@@ -29,7 +35,9 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(cfg[1])
         self.conv2 = FoldableConv2d(cfg[1], cfg[2], 3, stride=stride, padding=1, bias=False)
         self.bn3 = nn.BatchNorm2d(cfg[2])
-        self.conv3 = FoldableConv2d(cfg[2], planes * self.expansion, 1, bias=False)
+        # outplanes: the width of the residual stream it writes (smaller once stream channels are deleted)
+        outplanes = planes * self.expansion if outplanes is None else outplanes
+        self.conv3 = FoldableConv2d(cfg[2], outplanes, 1, bias=False)
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,8 +48,18 @@ class Bottleneck(nn.Module):
         return out + residual
 
 
-def default_resnet_cfg(depth: int, width: float = 1.0) -> list[int]:
-    """Per block [kept inputs, conv1 outputs, conv2 outputs], then the final BN's kept channels."""
+def full_stream_widths(width: float = 1.0) -> list[int]:
+    """Widths of the unpruned residual streams: the stem's output, then each stage's stream."""
+    return [scaled(16, width)] + [scaled(p, width) * Bottleneck.expansion for p in (16, 32, 64)]
+
+
+def default_resnet_cfg(depth: int, width: float = 1.0) -> list:
+    """Per block [kept inputs, conv1 outputs, conv2 outputs], then the final BN's kept channels.
+
+    A network whose residual streams lost channels (:mod:`proxns_core.stream`) appends one dict,
+    ``{"stream": [stem, layer1, layer2, layer3]}``, the widths of its streams; without it the streams
+    have their full widths (so every cfg written before stream pruning keeps its meaning).
+    """
     n = (depth - 2) // 9
     cfg: list[int] = []
     inplanes = scaled(16, width)
@@ -61,30 +79,36 @@ class ResNet(nn.Module):
         self.depth = depth
         n = (depth - 2) // 9
         self.cfg = list(cfg) if cfg is not None else default_resnet_cfg(depth, width)
-        self.inplanes = scaled(16, width)  # the residual stream is never pruned, only selected from
+        counts, streams = split_stream_cfg(self.cfg, full_stream_widths(width))
+        self.inplanes = streams[0]  # the stem's output: read raw by layer1's downsample, never pruned
         self.conv1 = nn.Conv2d(3, self.inplanes, 3, padding=1, bias=False)
         stages = []
         for s, (planes, stride) in enumerate(((16, 1), (32, 2), (64, 2))):
             stages.append(
-                self._make_layer(scaled(planes, width), n, self.cfg[3 * n * s : 3 * n * (s + 1)], stride)
+                self._make_layer(
+                    scaled(planes, width), n, counts[3 * n * s : 3 * n * (s + 1)], stride, streams[s + 1]
+                )
             )
         self.layer1, self.layer2, self.layer3 = stages
-        final = scaled(64, width) * Bottleneck.expansion
-        self.select = ChannelSelection(final, self.cfg[-1])
-        self.bn = nn.BatchNorm2d(self.cfg[-1])
+        self.select = ChannelSelection(streams[3], counts[-1])
+        self.bn = nn.BatchNorm2d(counts[-1])
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(self.cfg[-1], num_classes)
+        self.fc = nn.Linear(counts[-1], num_classes)
         self.width = width
         init_weights(self)
 
-    def _make_layer(self, planes: int, blocks: int, cfg: list[int], stride: int) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
-            downsample = nn.Conv2d(self.inplanes, planes * Bottleneck.expansion, 1, stride=stride, bias=False)
-        layers = [Bottleneck(self.inplanes, planes, cfg[0:3], stride, downsample)]
-        self.inplanes = planes * Bottleneck.expansion
+    def _make_layer(
+        self, planes: int, blocks: int, cfg: list[int], stride: int, stream: int
+    ) -> nn.Sequential:
+        """One stage writing a residual stream of ``stream`` channels (planes × 4 unless pruned).
+
+        Every stage has a downsample conv: stride 2, or a stream 4× wider than its input (stage 1).
+        """
+        downsample = nn.Conv2d(self.inplanes, stream, 1, stride=stride, bias=False)
+        layers = [Bottleneck(self.inplanes, planes, cfg[0:3], stride, downsample, outplanes=stream)]
+        self.inplanes = stream
         for i in range(1, blocks):
-            layers.append(Bottleneck(self.inplanes, planes, cfg[3 * i : 3 * i + 3]))
+            layers.append(Bottleneck(self.inplanes, planes, cfg[3 * i : 3 * i + 3], outplanes=stream))
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,8 +156,58 @@ class ResNet(nn.Module):
         )
         return units
 
-    def current_cfg(self) -> list[int]:
-        cfg: list[int] = []
+    def stream_units(self) -> list[dict]:
+        """The residual streams, for :mod:`proxns_core.stream`: who writes each channel and who reads it.
+
+        ``producers``: (conv, first, stop) writing stream channels first..stop-1; ``readers``: (unit name,
+        selection, prefix) — a prune unit's BN reading the first ``prefix`` stream channels through its
+        selection; ``raw_readers``: modules reading the stream not through a BN (they pin every channel).
+        """
+        stages = (self.layer1, self.layer2, self.layer3)
+        units = []
+        names = ["stem"] + [f"layer{s}" for s in (1, 2, 3)]
+        widths = [self.conv1.out_channels] + [layer[0].conv3.out_channels for layer in stages]
+        for k, (name, width) in enumerate(zip(names, widths)):
+            if k == 0:
+                producers = [(self.conv1, 0, width)]
+            else:
+                layer = stages[k - 1]
+                producers = [(layer[0].downsample, 0, width)] + [(b.conv3, 0, width) for b in layer]
+            readers, raw = [], []
+            own = [] if k == 0 else [(f"{name}.{i}", b) for i, b in enumerate(stages[k - 1]) if i > 0]
+            if k < 3:  # the next stage's first block reads it through bn1 and raw through its downsample
+                own.append((f"layer{k + 1}.0", stages[k][0]))
+                raw.append(stages[k][0].downsample)
+            readers = [(f"{n}.bn1", b.select, width) for n, b in own]
+            if k == 3:
+                readers.append(("bn", self.select, width))
+            units.append(
+                {
+                    "name": f"{name}.stream",
+                    "width": width,
+                    "producers": producers,
+                    "readers": readers,
+                    "raw_readers": raw,
+                }
+            )
+        return units
+
+    def current_cfg(self) -> list:
+        cfg: list = []
         for _, b in self.blocks():
             cfg += [b.select.indices.numel(), b.conv1.out_channels, b.conv2.out_channels]
-        return cfg + [self.select.indices.numel()]
+        cfg.append(self.select.indices.numel())
+        streams = [u["width"] for u in self.stream_units()]
+        if streams != full_stream_widths(self.width):
+            cfg.append({"stream": streams})
+        return cfg
+
+
+def split_stream_cfg(cfg: list, full_streams: list[int]) -> tuple[list[int], list[int]]:
+    """A cfg's per-BN counts and its stream widths (the full ones unless it ends with a stream dict)."""
+    if cfg and isinstance(cfg[-1], dict):
+        streams = [int(w) for w in cfg[-1]["stream"]]
+        if len(streams) != len(full_streams):
+            raise ValueError(f"cfg stream widths {streams}: expected {len(full_streams)} entries")
+        return [int(c) for c in cfg[:-1]], streams
+    return list(cfg), list(full_streams)
