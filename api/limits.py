@@ -224,7 +224,7 @@ def config_errors(config: TrainConfig, settings: Settings, loc: tuple = ("body",
         )
 
     depth_setting = {"resnet": "max_depth_resnet", "densenet": "max_depth_densenet"}.get(config.arch)
-    if depth_setting and config.depth > getattr(settings, depth_setting):
+    if depth_setting and config.depth is not None and config.depth > getattr(settings, depth_setting):
         refuse("depth", config.depth, f"{getattr(settings, depth_setting)} for {config.arch}", depth_setting)
     if config.width > settings.max_width:
         refuse("width", config.width, settings.max_width, "max_width")

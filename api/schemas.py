@@ -20,6 +20,7 @@ from proxns_core.spec import (
     Int,
     JobStatus,
     Method,
+    Penalty,
     Result,
     Text,
     TrainConfig,
@@ -48,6 +49,16 @@ class Sweep(BaseModel):
     seed: list[Int] | None = Field(None, min_length=1)
     prune_ratio: list[Float] | None = Field(
         None, min_length=1, description="NS prune ratios (applied to ns jobs only)."
+    )
+    penalty: list[Penalty] | None = Field(
+        None,
+        min_length=1,
+        description="Sparsity penalties (applied to ns and proxns jobs; ns takes all but l0).",
+    )
+    penalty_a: list[Float] | None = Field(
+        None,
+        min_length=1,
+        description="Shape parameters of tl1 / mcp / scad (applied where the penalty takes one).",
     )
 
 

@@ -5,6 +5,7 @@ Rules:
   ``max_jobs`` (setting ``PROXNS_MAX_SWEEP_JOBS``) is rejected before anything is expanded;
 - a method-specific value (from base or sweep) only applies to the methods that take its field
   (the spec's ``METHOD_FIELDS``); elsewhere it is dropped and the job gets its method's default;
+  likewise ``penalty_a`` applies only to the penalties that take one (tl1, mcp, scad);
 - combinations that resolve to the same config are created once.
 """
 
@@ -19,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.schemas import ExperimentCreate
-from proxns_core.spec import METHOD_FIELDS, METHOD_SPECIFIC_FIELDS, TrainConfig
+from proxns_core.spec import METHOD_FIELDS, METHOD_SPECIFIC_FIELDS, PENALTY_A_RULE, TrainConfig
 
 _DEFAULT_METHOD = TrainConfig.model_fields["method"].default
 
@@ -27,7 +28,10 @@ _DEFAULT_METHOD = TrainConfig.model_fields["method"].default
 def applicable(cfg: dict[str, Any]) -> dict[str, Any]:
     """Drop the method-specific fields that the combination's method does not take."""
     takes = METHOD_FIELDS.get(cfg.get("method", _DEFAULT_METHOD), METHOD_SPECIFIC_FIELDS)
-    return {k: v for k, v in cfg.items() if k not in METHOD_SPECIFIC_FIELDS or k in takes}
+    kept = {k: v for k, v in cfg.items() if k not in METHOD_SPECIFIC_FIELDS or k in takes}
+    if kept.get("penalty_a") is not None and (kept.get("penalty") or "l1") not in PENALTY_A_RULE:
+        del kept["penalty_a"]  # a shape parameter applies only to the penalties that have one
+    return kept
 
 
 def expand(body: ExperimentCreate, max_jobs: int = 256) -> list[TrainConfig]:

@@ -1,7 +1,7 @@
 """The `proxns` console script: one group; every command lives in a module of this package.
 
 ``train`` (offline training), ``serve`` (API + workers), ``worker`` (training workers), ``user``
-(users and API tokens) and the HTTP client ``submit``/``jobs``/``show``/``download``. Importing the package never imports torch:
+(users and API tokens) and the HTTP client ``submit``/``jobs``/``show``/``download``/``weights``. Importing the package never imports torch:
 only ``proxns train`` loads the training code, when it runs.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from . import client, serve, train, user, worker
+from . import client, serve, train, user, weights, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,5 +27,6 @@ for _command in (
     client.jobs,
     client.show,
     client.download,
+    weights.weights,
 ):
     main.add_command(_command)

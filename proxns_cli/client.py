@@ -92,15 +92,31 @@ def _unreachable(server: str, exc: Exception) -> str:
     return f"cannot reach {server}: {one_line(str(exc)) or type(exc).__name__}"
 
 
-def request(server: str, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
-    """``method path`` on the server with ``token``; its JSON answer. Unreachable, HTTP errors and
-    non-JSON fail."""
+def request(
+    server: str,
+    method: str,
+    path: str,
+    token: str | None = None,
+    timeout: float = 30,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``method path`` on the server with ``token``; its JSON answer (None for 204 No Content).
+    Unreachable, HTTP errors and non-JSON fail."""
     try:
-        response = httpx.request(method, server + path, timeout=30, headers=auth_headers(token), **kwargs)
+        response = httpx.request(
+            method,
+            server + path,
+            timeout=timeout,
+            headers={**(headers or {}), **auth_headers(token)},
+            **kwargs,
+        )
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         fail(_unreachable(server, exc))
     if response.status_code >= 400:
         fail(describe_error(response))
+    if response.status_code == 204:
+        return None
     try:
         return response.json()
     except ValueError:
@@ -137,6 +153,12 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def model_name(config: dict[str, Any]) -> str:
+    """``vgg-19`` for the paper's networks, ``resnet18`` for a torchvision one (no depth)."""
+    depth = config.get("depth")
+    return config["arch"] if depth is None else f"{config['arch']}-{depth}"
+
+
 @click.command("jobs")
 @server_option
 @token_option
@@ -157,15 +179,12 @@ def jobs(
     page = request(
         server, "GET", "/api/jobs", token, params={k: v for k, v in params.items() if v is not None}
     )
-    head = (
-        f"{'id':>5}  {'status':<9}  {'method':<8}  {'model':<12}  {'dataset':<9}  {'lam':>8}  {'progress':>8}"
-    )
+    head = f"{'id':>5}  {'status':<9}  {'method':<8}  {'model':<18}  {'dataset':<11}  {'lam':>8}  {'progress':>8}"
     click.echo(head + f"  {'acc_slim':>8}  {'pruned':>6}")
     for j in page["items"]:
         c, r = j["config"], j["result"] or {}
-        model = f"{c['arch']}-{c['depth']}"
         click.echo(
-            f"{j['id']:>5}  {j['status']:<9}  {c['method']:<8}  {model:<12}  {c['dataset']:<9}  "
+            f"{j['id']:>5}  {j['status']:<9}  {c['method']:<8}  {model_name(c):<18}  {c['dataset']:<11}  "
             f"{_fmt(c.get('lam'), '.4g'):>8}  {j['progress']:>8.0%}  {_fmt(r.get('acc_slim'), '.4f'):>8}  "
             f"{_fmt(r.get('pruned_fraction'), '.1%'):>6}"
         )

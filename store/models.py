@@ -217,7 +217,8 @@ class Weights(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     arch: Mapped[str] = mapped_column(String(64))
-    depth: Mapped[int] = mapped_column(Integer)
+    # None for a torchvision network (its name fixes its structure).
+    depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
     width: Mapped[float] = mapped_column(Float)
     num_classes: Mapped[int] = mapped_column(Integer)
     format: Mapped[str] = mapped_column(String(32))

@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse
 from api.deps import get_settings
 from api.fleet import fleet_summary
 from api.limits import limits
-from proxns_core.spec import DATASET_FILES, DATASETS, contract, dataset_status, resolve_data_root
+from proxns_core.cost import NUM_CLASSES
+from proxns_core.spec import (
+    DATASET_FILES,
+    DATASETS,
+    contract,
+    dataset_status,
+    imagefolder_classes,
+    resolve_data_root,
+)
 from store.settings import Settings
 
 router = APIRouter(tags=["meta"])
@@ -40,7 +48,10 @@ class DatasetStatuses:
             elif name == "imagefolder":  # where it looked, relative to the data root
                 root = str(resolve_data_root(data_root))
                 reason = "found" if available else reason.replace(root, "<data root>")
-            out.append({"name": name, "available": bool(available), "reason": reason})
+            classes = NUM_CLASSES.get(name)
+            if name == "imagefolder" and available:
+                classes = len(imagefolder_classes(resolve_data_root(data_root)))
+            out.append({"name": name, "available": bool(available), "reason": reason, "num_classes": classes})
         self._cache[data_root] = (time.monotonic(), out)
         return out
 
@@ -50,7 +61,8 @@ class DatasetStatuses:
     summary="The config's rules and defaults, statuses, artifact formats, the data sets available and the fleet",
     description="archs (with valid depths), methods, method_fields (which method takes which "
     "method-specific field), statuses, finished_statuses, artifact_formats, defaults, the config's "
-    "JSON schema, datasets with whether this server can load them, limits: this server's bounds "
+    "JSON schema, datasets with whether this server can load them (and their classes: null for an image folder "
+    "this server cannot read), limits: this server's bounds "
     "on a config (PROXNS_MAX_* settings; a config above one is refused with 422 naming it), and fleet: "
     "the registered workers, which are live, and the devices and data sets the live ones offer (a "
     "config no live worker can run is refused with 422 naming the field).",

@@ -1,4 +1,5 @@
-"""/api/weights: upload a state_dict to start jobs from (``init_weights: weights:ID``), list them.
+"""/api/weights: upload a state_dict to start jobs from (``init_weights: weights:ID``), list and
+delete them.
 
 An upload is the raw file as the body (``Content-Type: application/octet-stream``; the network it
 belongs to in the query), streamed to the artifact store while its SHA-256 is computed, at most
@@ -11,6 +12,12 @@ names and shapes are those of the named network's ``state_dict()``; a file that 
 A job (or experiment) whose ``init_weights`` names an upload is refused (422 at
 ``init_weights``) when the upload is not the user's, or was made for another network and does
 not fit the config's (the first mismatching tensors named).
+
+A torchvision network (``resnet18``, ...) is named by its arch alone: its upload has no depth, and
+width 1 (the name fixes the structure).
+
+Deleting an upload removes its file from the artifact store; it is refused (409 naming the jobs)
+while a queued or running job starts from it.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +48,7 @@ from api.schemas import MAX_ID, iso
 from proxns_core.cost import num_classes
 from proxns_core.spec import (
     DEFAULT_DEPTH,
+    TORCHVISION_ARCHS,
     WEIGHTS_REF_PREFIX,
     Arch,
     Float,
@@ -48,11 +56,12 @@ from proxns_core.spec import (
     Text,
     TrainConfig,
     check_depth,
+    fixed_structure_rule,
 )
 from store.models import Weights
 from store.settings import Settings
 from store.users import Principal
-from store.weights import add_weights, list_weights, parse_ref, weights_ref
+from store.weights import WeightsInUse, add_weights, delete_weights, list_weights, parse_ref, weights_ref
 
 router = APIRouter(prefix="/api/weights", tags=["weights"])
 
@@ -72,13 +81,19 @@ class WeightsOut(BaseModel):
     ref: str = Field(description="What a config's init_weights sets to start from it: weights:ID.")
     name: str = Field(description="Name given at upload.")
     arch: str = Field(description="Architecture the weights were checked against.")
-    depth: int = Field(description="Depth of that network.")
-    width: float = Field(description="Width multiplier of that network.")
+    depth: int | None = Field(description="Depth of that network (null for a torchvision network).")
+    width: float = Field(description="Width multiplier of that network (1 for a torchvision network).")
     num_classes: int = Field(description="Classes of its last layer.")
     format: str = Field(description="safetensors, or torch (a torch.save file).")
     bytes: int = Field(description="File size.", json_schema_extra={"format": "int64"})
     sha256: str = Field(description="Hex SHA-256 of the file as uploaded.")
     created_at: str = Field(description="When it was uploaded (ISO 8601, UTC).")
+    note: str | None = Field(
+        None,
+        description="In the upload's answer only: what the check noted, e.g. a torchvision checkpoint whose "
+        "classifier was trained on another number of classes (every other tensor loads; the classifier "
+        "starts freshly initialised).",
+    )
 
 
 class WeightsList(BaseModel):
@@ -105,7 +120,13 @@ def _refuse(msg: str, loc: tuple = ("body",), kind: str = "value_error") -> Requ
     return RequestValidationError([{"type": kind, "loc": loc, "msg": msg}])
 
 
-def _check_command(path: Path, arch: str, depth: int, width: float, num_classes: int) -> list[str]:
+def model_label(arch: str, depth: int | None, width: float) -> str:
+    """How a network is named to people: ``vgg-11 x0.25``, or ``resnet18`` (a torchvision network)."""
+    return arch if depth is None else f"{arch}-{depth} x{width:g}"
+
+
+def _check_command(path: Path, arch: str, depth: int | None, width: float, num_classes: int) -> list[str]:
+    # A torchvision network has no depth (and width 1): --depth is left out.
     return [
         sys.executable,
         "-m",
@@ -113,7 +134,7 @@ def _check_command(path: Path, arch: str, depth: int, width: float, num_classes:
         "check",
         str(path),
         f"--arch={arch}",
-        f"--depth={depth}",
+        *([] if depth is None else [f"--depth={depth}"]),
         f"--width={width!r}",
         f"--num-classes={num_classes}",
     ]
@@ -131,7 +152,9 @@ def _check_answer(returncode: int, stdout: bytes | str, stderr: bytes | str) -> 
     return answer
 
 
-def check_weights_file(path: Path, arch: str, depth: int, width: float, num_classes: int) -> dict[str, Any]:
+def check_weights_file(
+    path: Path, arch: str, depth: int | None, width: float, num_classes: int
+) -> dict[str, Any]:
     """Check a file in a child process (blocking; for threads): ``{"ok", "format"|"error"}``."""
     try:
         proc = subprocess.run(
@@ -145,7 +168,9 @@ def check_weights_file(path: Path, arch: str, depth: int, width: float, num_clas
     return _check_answer(proc.returncode, proc.stdout, proc.stderr)
 
 
-async def _check_async(path: Path, arch: str, depth: int, width: float, num_classes: int) -> dict[str, Any]:
+async def _check_async(
+    path: Path, arch: str, depth: int | None, width: float, num_classes: int
+) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         *_check_command(path, arch, depth, width, num_classes),
         stdout=asyncio.subprocess.PIPE,
@@ -186,8 +211,11 @@ async def _receive_file(request: Request, target: Path, limit: int) -> tuple[int
     return size, digest.hexdigest(), head
 
 
-def _server_limits(arch: str, depth: int, width: float, settings: Settings) -> None:
-    """The network must be one this server would train (its depth and width limits)."""
+def _server_limits(arch: str, depth: int | None, width: float, settings: Settings) -> None:
+    """The network must be one this server would train (its depth and width limits; a torchvision
+    network's structure is fixed by its name)."""
+    if arch in TORCHVISION_ARCHS:
+        return
     config = TrainConfig(dataset="synthetic", arch=arch, depth=depth, width=width, epochs=1)
     errors = [e for e in config_errors(config, settings, ("query",)) if e["loc"][-1] in ("depth", "width")]
     if errors:
@@ -219,18 +247,34 @@ def _server_limits(arch: str, depth: int, width: float, settings: Settings) -> N
 async def upload_weights(
     request: Request,
     arch: Arch = Query(description="Architecture the weights belong to."),
-    depth: Int | None = Query(None, description="Its depth; default by arch as in the config."),
-    width: Float = Query(1.0, gt=0, le=4, description="Its width multiplier."),
+    depth: Int | None = Query(
+        None,
+        description="Its depth (vgg, resnet, densenet; default by arch as in the config); "
+        "not for a torchvision network.",
+    ),
+    width: Float | None = Query(
+        None,
+        gt=0,
+        le=4,
+        description="Its width multiplier (vgg, resnet, densenet; default 1); not for a torchvision network.",
+    ),
     num_classes: Int = Query(10, ge=1, le=MAX_CLASSES, description="Classes of its last layer."),
     name: Text | None = Query(None, min_length=1, max_length=200, description="A name to list it by."),
     settings: Settings = Depends(get_settings),
     user: Principal = Depends(require_user),
 ) -> WeightsOut:
-    depth = DEFAULT_DEPTH[arch] if depth is None else depth
-    try:
-        check_depth(arch, depth)
-    except ValueError as exc:
-        raise _refuse(str(exc), ("query", "depth")) from None
+    if arch in TORCHVISION_ARCHS:
+        if depth is not None:
+            raise _refuse(fixed_structure_rule("depth", arch), ("query", "depth"))
+        if width not in (None, 1.0):
+            raise _refuse(fixed_structure_rule("width", arch), ("query", "width"))
+    else:
+        depth = DEFAULT_DEPTH[arch] if depth is None else depth
+        try:
+            check_depth(arch, depth)
+        except ValueError as exc:
+            raise _refuse(str(exc), ("query", "depth")) from None
+    width = 1.0 if width is None else width
     _server_limits(arch, depth, width, settings)
 
     folder = Path(settings.artifact_dir) / WEIGHTS_FOLDER
@@ -254,7 +298,7 @@ async def upload_weights(
         await anyio.to_thread.run_sync(os.replace, incoming, final)
         fields = {
             "owner_id": user.id,
-            "name": name or f"{arch}-{depth} x{width:g}",
+            "name": name or model_label(arch, depth, width),
             "arch": arch,
             "depth": depth,
             "width": width,
@@ -275,7 +319,7 @@ async def upload_weights(
             final.unlink(missing_ok=True)
             raise
         keep = True
-        return WeightsOut(**row)
+        return WeightsOut(**row, note=answer.get("note"))
     finally:
         if not keep:
             incoming.unlink(missing_ok=True)
@@ -299,6 +343,39 @@ def get_weights(
     if row is None or not can_see(row.owner_id, user):
         raise HTTPException(404, f"weights {weights_id} not found")
     return WeightsOut(**weights_dict(row))
+
+
+@router.delete(
+    "/{weights_id}",
+    status_code=204,
+    summary="Delete an upload and its file",
+    description="Refused (409 naming the jobs) while a queued or running job starts from it; jobs that "
+    "finished keep their init_weights reference.",
+    responses=error_responses(404, 409),
+)
+def remove_weights(
+    weights_id: int = PathParam(ge=1, le=MAX_ID, description="Upload id."),
+    db: Session = Depends(get_db),
+    settings: Settings = Depends(get_settings),
+    user: Principal = Depends(require_user),
+) -> Response:
+    row = db.get(Weights, weights_id)
+    if row is None or not can_see(row.owner_id, user):
+        raise HTTPException(404, f"weights {weights_id} not found")
+    db.rollback()  # end the read transaction before the locking delete
+    try:
+        deleted = delete_weights(db, weights_id)
+    except WeightsInUse as exc:
+        jobs = ", ".join(str(j) for j in exc.job_ids)
+        raise HTTPException(
+            409,
+            f"weights {weights_id} ({weights_ref(weights_id)}) is the init_weights of queued or running "
+            f"job(s) {jobs}; cancel them or wait for them to finish",
+        ) from None
+    if deleted is None:
+        raise HTTPException(404, f"weights {weights_id} not found")
+    (Path(settings.artifact_dir) / deleted.location).unlink(missing_ok=True)
+    return Response(status_code=204)
 
 
 def check_init_weights(

@@ -25,7 +25,11 @@ async function request(method, path, body, { token = getToken(), redirect = true
   const init = { method, headers: { Accept: "application/json" } };
   const auth = authHeader(token);
   if (auth) init.headers.Authorization = auth;
-  if (body !== undefined) {
+  if (typeof Blob !== "undefined" && body instanceof Blob) {
+    // a file sent as it is (POST /api/weights)
+    init.headers["Content-Type"] = "application/octet-stream";
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -100,6 +104,9 @@ export const api = {
   getExperiment: (id) => request("GET", `/api/experiments/${encodeURIComponent(id)}`),
   submitExperiment: (body) => request("POST", "/api/experiments", body),
   listWeights: () => request("GET", "/api/weights"),
+  /** Upload a state_dict file for the network `params` names ({arch, depth?, width?, num_classes, name?}). */
+  uploadWeights: (file, params) => request("POST", `/api/weights${query(params)}`, file),
+  deleteWeights: (id) => request("DELETE", `/api/weights/${encodeURIComponent(id)}`),
 };
 
 /** Cache of GET /api/meta: it only changes when the server restarts. */

@@ -226,8 +226,35 @@ export function lineChart({
 const TOTAL_FILL = "#cbd5e1";
 const KEPT_FILL = "#1d4ed8";
 
-/** One layer's column: total (light) behind kept (dark), titled, and numbered every `labelEvery`. */
-function layerColumn(layer, i, { bx, bw, y, labelY, labelEvery }) {
+/** Narrowest column of the layer chart (px): below it the chart grows wider than asked, and scrolls. */
+export const MIN_LAYER_BAND = 6;
+/** Least room between two layer numbers under the bars (px). */
+const MIN_LABEL_GAP = 18;
+const LAYER_MARGIN = { top: 30, right: 16, bottom: 56, left: 58 };
+
+/**
+ * Geometry of the layer chart for `count` layers in `width` px: each column's `band`, the chart's
+ * `width` (wider than asked when the columns would be narrower than MIN_LAYER_BAND, e.g. densenet121's
+ * 120 BN layers on a phone) and the step between numbered layers (1, 2, 5, 10, 20, ...: layer 1 and
+ * every multiple of it), so that neither the bars nor their numbers run together.
+ */
+export function layerLayout(count, width, margin = LAYER_MARGIN) {
+  const plot = (w) => w - margin.left - margin.right;
+  const n = Math.max(1, count);
+  const chartWidth = Math.max(width, Math.ceil(margin.left + margin.right + n * MIN_LAYER_BAND));
+  const band = plot(chartWidth) / n;
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+  const labelStep = steps.find((st) => st * band >= MIN_LABEL_GAP) ?? steps.at(-1);
+  return { width: chartWidth, band, labelStep };
+}
+
+/** Whether layer number `n` (1-based) is written under its column. */
+export function layerNumbered(n, labelStep) {
+  return n === 1 || n % labelStep === 0;
+}
+
+/** One layer's column: total (light) behind kept (dark), titled, and numbered every `labelStep`. */
+function layerColumn(layer, i, { bx, bw, y, labelY, labelStep }) {
   const col = s("g", { "data-layer": layer.name });
   const bar = (value, fill) =>
     s("rect", { x: bx.toFixed(1), y: y(value).toFixed(1), width: bw.toFixed(1), height: (y(0) - y(value)).toFixed(1), fill });
@@ -240,7 +267,7 @@ function layerColumn(layer, i, { bx, bw, y, labelY, labelEvery }) {
     bar(layer.total, TOTAL_FILL),
     bar(layer.kept, KEPT_FILL),
   );
-  if (i % labelEvery === 0) {
+  if (layerNumbered(i + 1, labelStep)) {
     const lx = bx + bw / 2;
     col.append(
       s(
@@ -270,21 +297,25 @@ function layerAxisTitles(y, { margin, width, height }) {
   ];
 }
 
-/** Channels per layer: total (light) behind kept (dark), one column per layer. */
+/**
+ * Channels per layer: total (light) behind kept (dark), one column per layer. With many layers the
+ * chart is wider than `width` (see layerLayout): put it in a horizontally scrolling box.
+ */
 export function layerBars({ layers, width = 900, height = 300 }) {
-  const svg = frame({ width, height, title: "Channels per layer: total and kept after slimming" });
-  const margin = { top: 30, right: 16, bottom: 56, left: 58 };
-  if (!layers.length) return emptyNote(svg, width, height, "No layer data");
-  const box = { margin, width, height };
+  const margin = LAYER_MARGIN;
+  const layout = layerLayout(layers.length, width, margin);
+  const svg = frame({ width: layout.width, height, title: "Channels per layer: total and kept after slimming" });
+  if (!layers.length) return emptyNote(svg, layout.width, height, "No layer data");
+  const box = { margin, width: layout.width, height };
   const yTicks = niceTicks(0, Math.max(...layers.map((l) => l.total)), 5);
   const y = scale(0, yTicks[yTicks.length - 1], height - margin.bottom, margin.top);
-  const band = (width - margin.left - margin.right) / layers.length;
+  const { band, labelStep } = layout;
   svg.append(s("g", { "aria-hidden": "true" }, yGridLines(yTicks, y, box, String)));
-  const labelEvery = Math.ceil(layers.length / 24);
-  const bw = Math.max(1, band * 0.76);
+  // many thin columns: less gap between them, so the bars stay visible
+  const bw = Math.max(1, band * (band < 10 ? 0.84 : 0.76));
   layers.forEach((layer, i) => {
-    const bx = margin.left + i * band + band * 0.12;
-    svg.append(layerColumn(layer, i, { bx, bw, y, labelY: height - margin.bottom + 10, labelEvery }));
+    const bx = margin.left + i * band + (band - bw) / 2;
+    svg.append(layerColumn(layer, i, { bx, bw, y, labelY: height - margin.bottom + 10, labelStep }));
   });
   svg.append(...layerAxisTitles(y, box));
   legend(

@@ -1,17 +1,18 @@
 // Training-config form fields, generated from GET /api/meta (its JSON schema, archs, datasets,
 // methods and defaults), so the dashboard never restates the config's rules.
 
+import { api } from "./api.js";
 import { h } from "./dom.js";
 import { datasetChoices, deviceChoices, fleetSummary, hasLiveWorkers } from "./fleet.js";
-import { num } from "./format.js";
-import { methodFieldDefaults, methodFieldVisibility } from "./rules.js";
+import { modelLabel, num } from "./format.js";
+import { archFieldVisibility, archGroups, archInfo, methodFieldDefaults, methodFieldVisibility } from "./rules.js";
 import { parseList } from "./sweep.js";
 
 // Layout only: which fieldset a field sits in and a friendlier label. Fields the schema has and
 // this list lacks still appear (under "Other"); fields it lists that the schema lacks are skipped.
 const GROUPS = [
   ["Data", ["dataset", "train_subset", "test_subset", "data_root", "download", "input_size", "mean", "std"]],
-  ["Model", ["arch", "depth", "width", "init_weights"]],
+  ["Model", ["arch", "depth", "width", "prune_stream", "init_weights"]],
   ["Sparsity", ["method", "lam", "beta", "prune_ratio"]],
   ["Training", ["epochs", "finetune_epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_milestones", "seed"]],
   ["Hardware", ["device", "precision", "channels_last", "cuda_graphs", "compile"]],
@@ -25,6 +26,7 @@ const LABELS = {
   arch: "Architecture",
   depth: "Depth",
   width: "Width multiplier",
+  prune_stream: "Also prune the residual / dense stream",
   init_weights: "Starting weights",
   method: "Method",
   lam: "λ (ℓ1 weight)",
@@ -131,8 +133,19 @@ function datasetField(ctx) {
   });
 }
 
+/** The architectures grouped: the paper's networks, then torchvision's (meta.archs' `family`). */
 function archField(ctx) {
-  const control = selectControl((ctx.meta.archs || []).map((a) => ({ value: a.name, label: a.name, selected: a.name === ctx.plain.arch })));
+  const control = h(
+    "select",
+    {},
+    archGroups(ctx.meta).map((g) =>
+      h(
+        "optgroup",
+        { label: g.label },
+        g.names.map((name) => h("option", { value: name, selected: name === ctx.plain.arch }, name)),
+      ),
+    ),
+  );
   return wrapField(ctx, "arch", control, { hint: ctx.props.arch?.description });
 }
 
@@ -223,18 +236,88 @@ function schemaField(ctx, name) {
 export function weightsChoices(uploads, current) {
   const choices = [{ value: "", label: "none (random start)" }];
   for (const w of uploads || []) {
-    choices.push({ value: w.ref, label: `${w.name}: ${w.arch}-${w.depth} ×${w.width}, ${w.num_classes} classes (${w.ref})` });
+    choices.push({ value: w.ref, label: `${w.name}: ${modelLabel(w)}, ${w.num_classes} classes (${w.ref})` });
   }
   if (current && !choices.some((c) => c.value === current)) choices.push({ value: current, label: current });
   return choices;
+}
+
+/**
+ * The query of POST /api/weights for a file chosen in the form: the network the form names now (`values`:
+ * {arch, depth, width, dataset} as the controls hold them, "" for unset) and the data set's classes.
+ * Returns {params} or {error} (a data set whose classes this server does not know).
+ */
+export function uploadParams(meta, values, fileName = "") {
+  const takes = archFieldVisibility(meta, values.arch);
+  const dataset = (meta?.datasets ?? []).find((d) => d.name === values.dataset);
+  const classes = dataset?.num_classes;
+  if (!Number.isInteger(classes)) {
+    return {
+      error: `The classes of data set ${values.dataset || "(none)"} are not known here: choose another data set, or upload with proxns weights upload --classes N.`,
+    };
+  }
+  const params = { arch: values.arch, num_classes: classes };
+  if (takes.depth && values.depth) params.depth = Number(values.depth);
+  if (takes.width && values.width) params.width = Number(values.width);
+  const name = String(fileName).trim().slice(0, 200);
+  if (name) params.name = name;
+  return { params };
+}
+
+/** Upload the chosen file for the network the form names, then select the new upload. */
+async function uploadChosenFile(ctx, fileInput, status) {
+  const file = fileInput.files?.[0];
+  if (!file) return;
+  const field = ctx.fields.init_weights;
+  const value = (name) => (ctx.fields[name] && !ctx.fields[name].control.disabled ? ctx.fields[name].control.value.trim() : "");
+  const { params, error } = uploadParams(
+    ctx.meta,
+    { arch: value("arch"), depth: value("depth"), width: value("width"), dataset: value("dataset") },
+    file.name,
+  );
+  setFieldError(field, null);
+  if (error) {
+    setFieldError(field, error);
+    fileInput.value = "";
+    return;
+  }
+  status.textContent = `Uploading ${file.name}…`;
+  try {
+    const made = await api.uploadWeights(file, params);
+    ctx.meta.weights = [made, ...(ctx.meta.weights || [])];
+    const [option] = weightsChoices([made]).slice(1);
+    field.control.append(h("option", { value: option.value }, option.label));
+    field.control.value = made.ref;
+    status.textContent = made.note ? `Uploaded as ${made.ref}. Note: ${made.note}.` : `Uploaded as ${made.ref}.`;
+  } catch (err) {
+    status.textContent = "";
+    const detail = Array.isArray(err.detail) ? err.detail.map((d) => cleanMessage(d.msg)).join("; ") : err.message;
+    setFieldError(field, `Upload refused: ${detail}`);
+  } finally {
+    fileInput.value = "";
+  }
 }
 
 function weightsField(ctx) {
   const uploads = ctx.meta.weights || [];
   const hint = uploads.length
     ? "Start from an uploaded state_dict (lr then defaults to 0.01)."
-    : "None uploaded yet: POST /api/weights (see the README, Starting weights).";
-  return wrapField(ctx, "init_weights", selectControl(weightsChoices(uploads)), { hint });
+    : "None uploaded yet: Upload… sends a state_dict (torch.save or safetensors) for the network and data set chosen in this form.";
+  const el = wrapField(ctx, "init_weights", selectControl(weightsChoices(uploads)), { hint });
+  const fileId = `${ctx.prefix}-init_weights-file`;
+  const status = h("span", { class: "upload-status hint", id: `${fileId}-status`, role: "status", "aria-live": "polite" });
+  const fileInput = h("input", {
+    type: "file",
+    id: fileId,
+    class: "upload-file",
+    accept: ".pt,.pth,.bin,.safetensors",
+    "aria-describedby": status.id,
+  });
+  fileInput.addEventListener("change", () => uploadChosenFile(ctx, fileInput, status));
+  el.querySelector("select").after(
+    h("div", { class: "upload-row" }, h("label", { for: fileId, class: "upload-label" }, "Upload…"), fileInput, status),
+  );
+  return el;
 }
 
 const FIELD_BUILDERS = { dataset: datasetField, arch: archField, depth: depthField, method: methodField, init_weights: weightsField };
@@ -250,13 +333,26 @@ function groupFieldset(ctx, title, names) {
 function refreshDepth(ctx, arch) {
   const field = ctx.fields.depth;
   if (!field) return;
-  const info = (ctx.meta.archs || []).find((a) => a.name === arch) || { depths: [] };
+  const info = archInfo(ctx.meta, arch);
   const current = field.control.value;
   const dflt = ctx.defaults.depth?.[arch] ?? info.default_depth;
-  const options = [{ value: "", label: `default (${dflt})` }, ...info.depths.map((d) => ({ value: String(d), label: String(d) }))];
+  const options = [
+    { value: "", label: dflt === null || dflt === undefined ? "default" : `default (${dflt})` },
+    ...info.depths.map((d) => ({ value: String(d), label: String(d) })),
+  ];
   field.control.replaceChildren(...options.map((o) => h("option", { value: o.value, selected: o.value === current }, o.label)));
   const hint = field.el.querySelector(".hint");
   if (hint) hint.textContent = info.depth_rule ? `Allowed: ${info.depth_rule}` : "";
+}
+
+/** Show and enable depth, width and prune_stream only where the architecture takes them (meta.archs). */
+function refreshArchFields(ctx, arch) {
+  for (const [name, show] of Object.entries(archFieldVisibility(ctx.meta, arch))) {
+    const f = ctx.fields[name];
+    if (!f) continue;
+    f.el.hidden = !show;
+    f.control.disabled = !show;
+  }
 }
 
 /** Show and enable only the method-specific fields the method takes (meta.method_fields). */
@@ -340,6 +436,7 @@ export function configFields(meta, prefix, { onChange } = {}) {
     const arch = fields.arch?.control.value;
     const method = fields.method?.control.value;
     refreshDepth(ctx, arch);
+    refreshArchFields(ctx, arch);
     refreshMethodFields(ctx, method);
     refreshPlaceholders(ctx, arch, method);
     if (onChange) onChange();

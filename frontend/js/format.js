@@ -124,3 +124,14 @@ export function progressBar(job) {
     h("span", { class: "progress-text" }, label, eta ? h("span", { class: "eta" }, ` · ${eta}`) : null),
   );
 }
+
+/**
+ * A network's name as people read it: "vgg-11 ×0.25" for the paper's networks (built from a depth and
+ * a width), "resnet18" for a torchvision one (no depth). `withWidth: false` drops the width.
+ */
+export function modelLabel(cfg, { withWidth = true } = {}) {
+  if (!cfg?.arch) return DASH;
+  if (cfg.depth === null || cfg.depth === undefined) return cfg.arch;
+  const width = withWidth && cfg.width !== null && cfg.width !== undefined ? ` ×${cfg.width}` : "";
+  return `${cfg.arch}-${cfg.depth}${width}`;
+}

@@ -53,3 +53,32 @@ export function methodFieldDefaults(meta, arch, method) {
   }
   return out;
 }
+
+/** `meta.archs`' entry for `arch` (an empty one for an unknown name). */
+export function archInfo(meta, arch) {
+  return (meta?.archs ?? []).find((a) => a.name === arch) ?? { name: arch, depths: [] };
+}
+
+/** The architectures by family, for a grouped select: [{label, names}], the paper's first, empty groups left out. */
+export function archGroups(meta) {
+  const archs = meta?.archs ?? [];
+  const family = (a) => a.family ?? "paper";
+  return [
+    { label: "The paper's networks", names: archs.filter((a) => family(a) === "paper").map((a) => a.name) },
+    { label: "torchvision", names: archs.filter((a) => family(a) === "torchvision").map((a) => a.name) },
+  ].filter((g) => g.names.length);
+}
+
+/**
+ * {field: shown} for the fields that depend on the architecture: depth and width (the paper's networks;
+ * a torchvision network's name fixes its structure) and prune_stream (resnet, densenet), as meta's
+ * `takes_*` say. An arch meta does not describe that way takes depth and width, not prune_stream.
+ */
+export function archFieldVisibility(meta, arch) {
+  const info = archInfo(meta, arch);
+  return {
+    depth: info.takes_depth ?? true,
+    width: info.takes_width ?? true,
+    prune_stream: info.takes_prune_stream ?? false,
+  };
+}

@@ -23,6 +23,8 @@ from proxns_core.spec import (
     METHOD_FIELDS,
     METHOD_SPECIFIC_FIELDS,
     METHODS,
+    PAPER_ARCHS,
+    TORCHVISION_ARCHS,
     EpochMetrics,
     Result,
     TrainConfig,
@@ -32,7 +34,9 @@ from proxns_core.spec import (
 from proxns_testkit import REPO, TINY_JOB, api_client, embedded_settings
 
 #: A non-default value for each method-specific field, valid where the field applies.
-SAMPLE = {"lam": 0.3, "beta": 7.0, "prune_ratio": 0.35}
+SAMPLE = {"lam": 0.3, "beta": 7.0, "prune_ratio": 0.35, "penalty": "mcp", "penalty_a": 2.5}
+#: What a sample needs beside it to be valid (a shape parameter needs a penalty that has one).
+COMPANION = {"penalty_a": {"penalty": "scad"}}
 #: The tiny job without its method-specific values.
 PLAIN_JOB = {k: v for k, v in TINY_JOB.items() if k not in METHOD_SPECIFIC_FIELDS}
 
@@ -74,6 +78,9 @@ def test_openapi_publishes_every_result_and_metric_field_with_type_and_descripti
         "latency_slim_ms": {"number"},
         "layers": {"array"},
         "kept_forced": {"array"},
+        "acc_masked": {"number", "null"},
+        "slim_exact": {"boolean", "null"},
+        "inexact_layers": {"object"},
         "device": {"string", "null"},
         "device_name": {"string", "null"},
         "precision": {"string", "null"},
@@ -185,8 +192,9 @@ def test_openapi_publishes_the_waiting_reason_and_meta_describes_the_fleet(api: 
 
 
 def accepts(method: str, field: str, value: float, arch: str = "vgg") -> bool:
+    companion = COMPANION.get(field, {}) if method != "baseline" else {}
     try:
-        TrainConfig(method=method, arch=arch, **{field: value})
+        TrainConfig(method=method, arch=arch, **companion, **{field: value})
     except ValidationError as err:
         assert [e["loc"] for e in err.errors()] == [(field,)]
         return False
@@ -205,16 +213,16 @@ def test_one_method_fields_table_drives_validators_sweep_expander_and_meta(api: 
         assert accepts(method, field, SAMPLE[field]) == takes, (method, field)
         # The form's hiding rule is served as this table; the sweep expander applies a value to a
         # job exactly where the table says so, and gives the other methods their default.
-        body = ExperimentCreate.model_validate(
-            {"name": "t", "base": {**PLAIN_JOB, "method": method}, "sweep": {field: [SAMPLE[field]]}}
-        )
+        base = {**PLAIN_JOB, **COMPANION.get(field, {})}
+        own = {**PLAIN_JOB, **(COMPANION.get(field, {}) if method != "baseline" else {}), "method": method}
+        body = ExperimentCreate.model_validate({"name": "t", "base": own, "sweep": {field: [SAMPLE[field]]}})
         (config,) = expand(body)
         expected = SAMPLE[field] if takes else method_default(field, method, config.arch)
         assert getattr(config, field) == expected, (method, field)
         # And over the API, with the method swept: one job per method, each with what it takes.
         created = api.post(
             "/api/experiments",
-            json={"name": "t", "base": PLAIN_JOB, "sweep": {"method": list(METHODS), field: [SAMPLE[field]]}},
+            json={"name": "t", "base": base, "sweep": {"method": list(METHODS), field: [SAMPLE[field]]}},
         )
         assert created.status_code == 201, created.text
         got = {j["config"]["method"]: j["config"][field] for j in created.json()["jobs"]}
@@ -232,8 +240,14 @@ def test_meta_serves_statuses_formats_and_depths_from_the_spec(api: TestClient) 
     assert meta["finished_statuses"] == list(FINISHED_STATUSES)
     assert [f["file"] for f in meta["artifact_formats"]] == [f.file for f in ARTIFACT_FORMATS.values()]
     assert {a["name"]: a["depths"] for a in meta["archs"]} == {a: valid_depths(a) for a in ARCHS}
+    # A torchvision network is named by its arch alone: no depth, no width, defaults of its family.
+    archs = {a["name"]: a for a in meta["archs"]}
+    for arch in TORCHVISION_ARCHS:
+        assert archs[arch]["family"] == "torchvision" and archs[arch]["default_depth"] is None
+        assert not archs[arch]["takes_depth"] and not archs[arch]["takes_width"], arch
+    assert [a for a in ARCHS if archs[a]["takes_prune_stream"]] == ["resnet", "densenet"]
     # The model classes accept the published depths and refuse others (checked on the small ones).
-    for arch in ARCHS:
+    for arch in PAPER_ARCHS:
         depths = valid_depths(arch, limit=40)
         for depth in depths[:2]:
             MODELS[arch](depth=depth, num_classes=10, width=0.125)

@@ -5,7 +5,21 @@ import { fitWidth, layerBars, lineChart } from "../charts.js";
 import { h, keepFocus, mount } from "../dom.js";
 import { downloadBlob } from "../export.js";
 import { ranOn, waitingText } from "../fleet.js";
-import { bytes, DASH, dateTime, duration, methodLabel, ms, num, pct, progressBar, shortId, si, statusBadge } from "../format.js";
+import {
+  bytes,
+  DASH,
+  dateTime,
+  duration,
+  methodLabel,
+  modelLabel,
+  ms,
+  num,
+  pct,
+  progressBar,
+  shortId,
+  si,
+  statusBadge,
+} from "../format.js";
 import { poll } from "../poll.js";
 import { isFinished } from "../rules.js";
 
@@ -224,7 +238,7 @@ function header(job, finished, onCancel) {
       h(
         "p",
         { class: "lead" },
-        `${methodLabel(cfg.method)} · λ ${num(cfg.lam)}${cfg.beta !== null && cfg.beta !== undefined ? ` · β ${num(cfg.beta)}` : ""} · ${cfg.arch}${cfg.depth} ×${cfg.width} on ${cfg.dataset}`,
+        `${methodLabel(cfg.method)} · λ ${num(cfg.lam)}${cfg.beta !== null && cfg.beta !== undefined ? ` · β ${num(cfg.beta)}` : ""} · ${modelLabel(cfg)} on ${cfg.dataset}`,
       ),
     ),
     h(
@@ -267,22 +281,70 @@ function failureBox(job) {
   );
 }
 
+/**
+ * How faithfully the slim network reproduces the masked one (γ = 0 on the pruned channels, nothing
+ * deleted): {masked, gap (slim − masked, or null), exact (true, false or null: not reported),
+ * inexact: [[consumer, reason], ...]}.
+ */
+export function slimFidelity(r) {
+  const masked = r?.acc_masked ?? null;
+  const slim = r?.acc_slim ?? null;
+  return {
+    masked,
+    gap: masked !== null && slim !== null ? slim - masked : null,
+    exact: r?.slim_exact ?? null,
+    inexact: Object.entries(r?.inexact_layers ?? {}),
+  };
+}
+
+/** The masked network's accuracy and, when slimming was not exact, the consumers that were not and why. */
+function fidelityNote(r) {
+  const f = slimFidelity(r);
+  if (f.masked === null && f.exact === null) return null;
+  const parts = [];
+  if (f.masked !== null) {
+    const gap = f.gap === null ? "" : ` (slim − masked: ${(f.gap * 100).toFixed(2)} pts)`;
+    parts.push(
+      h("p", {}, "Masked network (pruned channels' γ = 0, nothing deleted): ", h("strong", { id: "acc-masked" }, pct(f.masked)), gap),
+    );
+  }
+  if (f.exact === true)
+    parts.push(h("p", { class: "muted" }, "Slimming was exact: every deleted channel's constant was folded into its consumers."));
+  if (f.exact === false) {
+    parts.push(
+      h(
+        "p",
+        {},
+        `Slimming was not exact for ${f.inexact.length} consumer(s); the slim network's BN statistics were re-estimated on training batches:`,
+      ),
+      h(
+        "ul",
+        { id: "inexact-layers", class: "inexact-layers" },
+        f.inexact.map(([name, why]) => h("li", {}, h("code", {}, name), `: ${why}`)),
+      ),
+    );
+  }
+  return h("div", { class: "slim-fidelity", id: "slim-fidelity", dataset: { exact: String(f.exact) } }, parts);
+}
+
 /** Full vs slim numbers and the channels kept per layer. */
 function resultSection(r, layerWidth) {
+  const layers = r.layers || [];
   return h(
     "section",
     { id: "result" },
     h("h2", {}, "Full vs slim"),
     h("div", { class: "table-wrap" }, resultTable(r)),
+    fidelityNote(r),
     r.kept_forced?.length
       ? h("p", { class: "muted" }, `Kept one channel in layers the method would have emptied: ${r.kept_forced.join(", ")}.`)
       : null,
-    h("h2", {}, "Channels per layer"),
+    h("h2", {}, `Channels per layer (${layers.length} BN layers)`),
     chartFigure(
       "chart-layers",
-      "Total vs kept channels per BN layer",
-      layerBars({ layers: r.layers || [], width: layerWidth }),
-      r.layers || [],
+      "Total vs kept channels per BN layer (hover a column for its name)",
+      h("div", { class: "chart-scroll" }, layerBars({ layers, width: layerWidth })),
+      layers,
     ),
   );
 }

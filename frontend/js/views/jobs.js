@@ -3,7 +3,7 @@
 import { api, loadMeta } from "../api.js";
 import { h, keepFocus, mount } from "../dom.js";
 import { waitingText } from "../fleet.js";
-import { ago, DASH, methodLabel, num, pct, progressBar, shortId, statusBadge } from "../format.js";
+import { ago, DASH, methodLabel, modelLabel, num, pct, progressBar, shortId, statusBadge } from "../format.js";
 import { poll } from "../poll.js";
 
 const PAGE = 50;
@@ -23,7 +23,7 @@ export function jobRow(job, { showExperiment = true } = {}) {
     ["Status", [statusBadge(job.status), waitingText(job) ? h("div", { class: "waiting small muted" }, waitingText(job)) : null]],
     ["Method", methodLabel(cfg.method)],
     ["λ", num(cfg.lam)],
-    ["Model", `${cfg.arch ?? ""}${cfg.depth ?? ""} · ${cfg.dataset ?? ""}`],
+    ["Model", `${modelLabel(cfg, { withWidth: false })} · ${cfg.dataset ?? ""}`],
     ["Progress", progressBar(job)],
     ["Slim acc.", r ? pct(finalAcc(r)) : DASH],
     ["Pruned", r ? pct(r.pruned_fraction) : DASH],
