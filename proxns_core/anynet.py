@@ -356,7 +356,16 @@ def slim_any(
     Folds are computed from the masked network on random inputs of ``input_size``; the logit gap in
     the report is measured on another batch of the same size.
     """
-    model = model.eval()
+    was_training = model.training
+    try:
+        return _slim_any(model.eval(), plan, input_size, check_batch, fold)
+    finally:
+        model.train(was_training)  # the caller's network keeps its mode
+
+
+def _slim_any(
+    model: nn.Module, plan: AnyPlan, input_size: int, check_batch: int, fold: bool
+) -> tuple[nn.Module, SlimReport]:
     masked = apply_mask_any(model, plan).eval()
     slim = copy.deepcopy(model).eval()
     names = {m: n for n, m in slim.named_modules()}
@@ -461,6 +470,9 @@ def slim_any(
 
     x = torch.randn(check_batch, 3, input_size, input_size, generator=gen)
     gap = (masked(x) - slim(x)).abs().max().item()
+    if not fold:  # nothing was folded: every consumer of a deleted constant lost it
+        inexact = {**dict.fromkeys(exact, "constant dropped (fold=False)"), **inexact}
+        exact = []
     report = SlimReport(
         exact=sorted(exact),
         inexact=inexact,

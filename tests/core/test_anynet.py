@@ -226,3 +226,16 @@ def test_regnet_plans_are_aligned_to_its_grouped_convolutions():
     assert sorted(deleted) == torch.nonzero(position == 0).flatten().tolist()
     slim, report = slim_any(model, plan, SIZE)
     assert report.all_exact and report.max_logit_gap < EXACT_TOL
+
+
+def test_dropping_the_constants_is_reported_inexact_and_the_callers_mode_is_kept():
+    model = _randomised("resnet18")
+    groups = coupled_groups(model, SIZE)
+    plan = plan_groups(model, groups, _zero_masks(model, groups))
+    model.train()
+    _, folded = slim_any(model, plan, SIZE)
+    assert model.training  # slim_any worked on its own eval-mode view
+    _, dropped = slim_any(model, plan, SIZE, fold=False)
+    assert folded.all_exact and folded.max_logit_gap <= EXACT_TOL
+    assert not dropped.all_exact and dropped.exact == [] and set(dropped.inexact) == set(folded.exact)
+    assert dropped.max_logit_gap > 100 * max(folded.max_logit_gap, 1e-7)
