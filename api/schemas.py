@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
 
 from api.fleet import waiting_reason
+from proxns_core.search import SearchSpec
 from proxns_core.spec import (
     JOB_STATUSES,
     ArtifactFormatName,
@@ -70,6 +71,12 @@ class ExperimentCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     base: TrainConfig
     sweep: Sweep = Field(default_factory=Sweep)
+    search: SearchSpec | None = Field(
+        None,
+        description="A budget instead of λ lists: the jobs search λ of the base's method (proxns only) "
+        "until one removes ``value`` ± ``tolerance`` of the channels (pruned_fraction) or of the FLOPs "
+        "(flops_fraction). Excludes ``sweep``.",
+    )
     # The base exactly as sent: defaults that depend on the method must be resolved per job.
     _raw_base: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -141,6 +148,9 @@ class ExperimentSummary(BaseModel):
     created_at: datetime
     job_count: int
     status_counts: dict[str, int]
+    search_status: Literal["running", "met", "closest"] | None = Field(
+        None, description="Where its budget search stands (null: a plain sweep)."
+    )
 
 
 class ExperimentList(Page):
@@ -164,12 +174,36 @@ PlotPoint = create_model(
 )
 
 
+class SearchPoint(BaseModel):
+    job_id: int
+    lam: float
+    value: float | None = Field(description="The share the job removed (null: not finished, or failed).")
+    status: Status
+
+
+class SearchState(BaseModel):
+    """Where a budget search stands."""
+
+    status: Literal["running", "met", "closest"]
+    reason: str = Field(
+        description="Why it stopped (met, or the closest job and why not), or what it waits for."
+    )
+    best_job_id: int | None
+    best_lam: float | None
+    best_value: float | None
+    default_lam: float = Field(description="The λ the search started from.")
+    points: list[SearchPoint] = Field(description="Every job of the search: λ → measured share.")
+    updated_at: str | None = None
+
+
 class ExperimentOut(BaseModel):
     id: int
     name: str
     created_at: datetime
     base: dict[str, Any]
     sweep: dict[str, Any]
+    search: SearchSpec | None = None
+    search_state: SearchState | None = None
     jobs: list[JobOut]
     points: list[PlotPoint]
     baseline_acc: float | None
@@ -252,4 +286,5 @@ def experiment_summary(exp: Experiment, status_counts: dict[str, int]) -> dict[s
         "created_at": iso(exp.created_at),
         "job_count": sum(counts.values()),
         "status_counts": counts,
+        "search_status": (exp.search_state or {}).get("status") if exp.search else None,
     }

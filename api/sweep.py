@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.schemas import ExperimentCreate
+from proxns_core.search import decide
 from proxns_core.spec import METHOD_FIELDS, METHOD_SPECIFIC_FIELDS, PENALTY_A_RULE, TrainConfig
 
 _DEFAULT_METHOD = TrainConfig.model_fields["method"].default
@@ -73,3 +74,49 @@ def expand(body: ExperimentCreate, max_jobs: int = 256) -> list[TrainConfig]:
     if errors:
         raise RequestValidationError(list(errors.values()))
     return list(configs.values())
+
+
+def _refuse(loc: tuple, msg: str, value: Any) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
+
+
+def search_configs(body: ExperimentCreate, start: float) -> list[TrainConfig]:
+    """The configs of a budget search's first round; raises RequestValidationError (422).
+
+    A search varies λ of the base's method and nothing else: it needs method proxns (NS removes its
+    ``prune_ratio`` share by construction, baseline removes nothing) and excludes ``sweep``.
+    """
+    assert body.search is not None
+    method = body.base.method
+    if method != "proxns":
+        hint = "set prune_ratio instead" if method == "ns" else "baseline prunes nothing"
+        raise _refuse(
+            ("body", "search"),
+            f"a budget search varies λ of method proxns; base.method is {method!r} ({hint})",
+            body.search.model_dump(),
+        )
+    axes = body.sweep.model_dump(exclude_none=True)
+    if axes:
+        raise _refuse(
+            ("body", "sweep"),
+            f"search and sweep cannot be combined: the search chooses λ itself (got sweep axes "
+            f"{', '.join(axes)}); submit one experiment per other value",
+            axes,
+        )
+    configs = []
+    for lam in decide(body.search, [], start).lams:
+        try:
+            configs.append(TrainConfig.model_validate({**body.raw_base, "lam": lam}))
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": e["type"],
+                        "loc": ("body", "base", *e["loc"]),
+                        "msg": e["msg"],
+                        "input": e["input"],
+                    }
+                    for e in exc.errors(include_url=False)
+                ]
+            ) from None
+    return configs

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -128,16 +129,26 @@ def request(
 @server_option
 @token_option
 @click.option("--json", "as_json", is_flag=True, help="Print the created job (or experiment) as JSON.")
-def submit(config: str, server: str, token: str | None, as_json: bool) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="For a budget search: wait until it ends and print its outcome (exit 0 met, 3 not met).",
+)
+def submit(config: str, server: str, token: str | None, as_json: bool, wait: bool) -> None:
     """Submit a job: CONFIG is a JSON or YAML TrainConfig file ('-' reads stdin).
 
-    A file with `name`, `base` and `sweep` keys creates an experiment (one job per sweep combination).
+    A file with `name`, `base` and `sweep` keys creates an experiment (one job per sweep combination);
+    one with `name`, `base` and `search` ({target: pruned_fraction | flops_fraction, value, tolerance,
+    max_jobs, parallel}) an experiment that searches λ of its proxns base until a job meets the budget.
     """
     data = read_mapping(config, empty_ok=False)
     if "base" in data and "name" in data:
         created = request(server, "POST", "/api/experiments", token, json=data)
-        if as_json:
+        if as_json and not wait:
             click.echo(json.dumps(created, indent=2))
+            return
+        if created.get("search"):
+            _search_outcome(server, token, created, wait, as_json)
             return
         ids = ", ".join(str(j["id"]) for j in created["jobs"])
         click.echo(
@@ -147,6 +158,35 @@ def submit(config: str, server: str, token: str | None, as_json: bool) -> None:
     job = request(server, "POST", "/api/jobs", token, json=data)
     waiting = f" (waiting: {job['waiting_reason']})" if job.get("waiting_reason") else ""
     click.echo(json.dumps(job, indent=2) if as_json else f"job {job['id']} {job['status']}{waiting}")
+
+
+def _search_outcome(server: str, token: str | None, exp: dict, wait: bool, as_json: bool) -> None:
+    """A searching experiment: its first round, then (``--wait``) every job as it ends and the outcome."""
+    spec = exp["search"]
+    lams = ", ".join(f"{j['config']['lam']:.4g}" for j in exp["jobs"])
+    click.echo(
+        f"experiment {exp['id']} {exp['name']!r}: searching λ for {spec['target']} {spec['value']} "
+        f"± {spec['tolerance']} (at most {spec['max_jobs']} jobs); first round λ {lams}"
+    )
+    if not wait:
+        return
+    seen: set[int] = set()
+    while True:
+        exp = request(server, "GET", f"/api/experiments/{exp['id']}", token)
+        state = exp["search_state"] or {}
+        for p in state.get("points", []):
+            if p["job_id"] not in seen and p["status"] in ("succeeded", "failed", "cancelled"):
+                seen.add(p["job_id"])
+                shown = "—" if p["value"] is None else f"{100 * p['value']:.1f} %"
+                click.echo(f"job {p['job_id']}: λ {p['lam']:.4g} → {shown} ({p['status']})")
+        if state.get("status") in ("met", "closest"):
+            break
+        time.sleep(2)
+    if as_json:
+        click.echo(json.dumps(exp, indent=2))
+    click.echo(f"{state['status']}: {state['reason']} (best job {state.get('best_job_id')})")
+    if state["status"] != "met":
+        raise SystemExit(3)
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from proxns_core.spec import ARTIFACT_FORMATS, CHECKPOINT_FILE, CHECKPOINT_PARTIAL, TrainConfig
 
-from .common import fail, read_mapping
+from .common import CommandError, fail, read_mapping
 
 #: The files that make a folder hold a run.
 RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_FILE, "result.json")
@@ -236,19 +236,186 @@ def prepare_out(out: Path, config: TrainConfig, resume: bool, overwrite: bool) -
 )
 @click.option("--overwrite", is_flag=True, help="Remove the files of the run already in --out first.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--target-pruned",
+    type=float,
+    default=None,
+    metavar="SHARE",
+    help="Search λ (proxns) until a run prunes this share of the channels (0-1), instead of giving --lam.",
+)
+@click.option(
+    "--target-flops",
+    type=float,
+    default=None,
+    metavar="SHARE",
+    help="Search λ (proxns) until a run removes this share of the FLOPs (0-1; a quarter left is 0.75).",
+)
+@click.option("--tolerance", type=float, default=None, help="How close counts as met (default 0.02).")
+@click.option("--max-jobs", type=int, default=None, help="Most runs the search makes (default 8).")
 @_config_options
 def train(
-    config_file: str | None, out_dir: str | None, resume: bool, overwrite: bool, quiet: bool, **fields
+    config_file: str | None,
+    out_dir: str | None,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    target_pruned: float | None,
+    target_flops: float | None,
+    tolerance: float | None,
+    max_jobs: int | None,
+    **fields,
 ) -> None:
-    """Train one network offline, prune and slim it, and write its files to --out."""
+    """Train one network offline, prune and slim it, and write its files to --out.
+
+    With --target-pruned or --target-flops, search λ instead (one run after another, on a log scale
+    from the config's λ or the method's default): every run goes to --out/search/lam-<λ>/, the run
+    that met the budget (or the closest) is copied to --out, and --out/search.json lists every run
+    and why the search stopped. Exit code 0 when the budget was met, 3 when it was not (the closest
+    run is in --out, the last line says why).
+    """
     if resume and overwrite:
         fail("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    search = _search_spec(target_pruned, target_flops, tolerance, max_jobs, fields, resume)
     try:
         config = build_config(config_file, fields)
     except ValidationError as err:
         fail(validation_message(err))
     out = Path(out_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
+    if search is not None:
+        _train_to_budget(config, search, out, overwrite, quiet)
+        return
     prepare_out(out, config, resume, overwrite)
+    result, artifacts = _run(config, out, resume, quiet)
+    click.echo(summary_table(result))
+    click.echo(
+        f"wrote {', '.join(a['name'] for a in artifacts)}, config.json, metrics.jsonl, result.json to {out}"
+    )
+
+
+def _search_spec(
+    target_pruned: float | None,
+    target_flops: float | None,
+    tolerance: float | None,
+    max_jobs: int | None,
+    fields: dict,
+    resume: bool,
+):
+    """The budget of ``--target-pruned`` / ``--target-flops`` (None without one); fails on bad input."""
+    if target_pruned is None and target_flops is None:
+        if tolerance is not None or max_jobs is not None:
+            fail("--tolerance and --max-jobs go with --target-pruned or --target-flops")
+        return None
+    if target_pruned is not None and target_flops is not None:
+        fail("--target-pruned and --target-flops: give one of them")
+    flag = "--target-pruned" if target_pruned is not None else "--target-flops"
+    if fields.get("lam") is not None:
+        fail(f"{flag} searches λ itself: leave out --lam")
+    if fields.get("method") not in (None, "proxns"):
+        fail(f"{flag} searches λ of method proxns, not {fields['method']!r} (ns: set --prune-ratio instead)")
+    if resume:
+        fail(f"{flag} cannot --resume: run the search again with --overwrite")
+    from proxns_core.search import SearchSpec
+
+    values = {
+        "target": "pruned_fraction" if target_pruned is not None else "flops_fraction",
+        "value": target_pruned if target_pruned is not None else target_flops,
+        "tolerance": tolerance,
+        "max_jobs": max_jobs,
+        "parallel": 1,
+    }
+    try:
+        return SearchSpec.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as err:
+        names = {"value": flag, "tolerance": "--tolerance", "max_jobs": "--max-jobs"}
+        fail(
+            "; ".join(
+                f"{names.get(str(e['loc'][0]), flag)}: {e['msg'].removeprefix('Value error, ')} (got {e['input']!r})"
+                for e in err.errors()
+            )
+        )
+
+
+def _lam_dir(lam: float) -> str:
+    return f"lam-{lam:.6g}"
+
+
+def _train_to_budget(config: TrainConfig, search, out: Path, overwrite: bool, quiet: bool) -> None:
+    """``proxns train --target-*``: the runs of a λ search, sequentially, the best copied to ``out``."""
+    import shutil
+
+    from proxns_core.search import search_lam
+    from proxns_core.spec import method_default
+
+    if config.method != "proxns":
+        fail(
+            f"a budget search varies λ of method proxns, not {config.method!r} (ns: set prune_ratio instead)"
+        )
+    prepare_out(out, config, False, overwrite)
+    runs = out / "search"
+    if (runs.exists() or (out / "search.json").exists()) and not overwrite:
+        fail(f"--out {out} already holds a search (search/, search.json); --overwrite replaces it")
+    shutil.rmtree(runs, ignore_errors=True)
+    (out / "search.json").unlink(missing_ok=True)
+    start = config.lam if config.lam is not None else method_default("lam", config.method, config.arch)
+    share = "pruned" if search.target == "pruned_fraction" else "FLOPs removed"
+    click.echo(
+        f"searching λ for {100 * search.value:.1f} % {share} (± {100 * search.tolerance:.1f} %), "
+        f"at most {search.max_jobs} runs, from λ {start:.4g}"
+    )
+    tried: list[dict] = []
+
+    def run(lam: float) -> dict | None:
+        folder = runs / _lam_dir(lam)
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = config.model_copy(update={"lam": lam})
+        cfg = TrainConfig.model_validate(cfg.model_dump())
+        try:
+            result, _ = _run(cfg, folder, False, quiet, exit_on_error=False)
+        except CommandError:  # the data set or device is missing: every run would fail alike
+            raise
+        except Exception as err:  # noqa: BLE001 - a failed run counts toward --max-jobs, as in the service
+            click.echo(f"run {len(tried) + 1}: λ {lam:.4g} failed: {type(err).__name__}: {err}")
+            tried.append(
+                {"lam": lam, "value": None, "folder": str(folder.relative_to(out)), "error": str(err)}
+            )
+            return None
+        from proxns_core.search import measured
+
+        value = measured(search.target, result)
+        click.echo(f"run {len(tried) + 1}: λ {lam:.4g} → {100 * value:.1f} % {share}")
+        tried.append({"lam": lam, "value": value, "folder": str(folder.relative_to(out))})
+        return result
+
+    decision, _points = search_lam(search, float(start), run)
+    best = decision.best
+    if best is not None:
+        source = runs / _lam_dir(best.lam)
+        for path in source.iterdir():
+            if path.is_file() and path.name not in (CHECKPOINT_FILE, CHECKPOINT_PARTIAL):
+                shutil.copy2(path, out / path.name)
+    summary = {
+        "search": search.model_dump(),
+        "start_lam": start,
+        "status": decision.status,
+        "reason": decision.reason,
+        "best": None
+        if best is None
+        else {"lam": best.lam, "value": best.value, "folder": _lam_dir(best.lam)},
+        "points": tried,
+    }
+    (out / "search.json").write_text(json.dumps(summary, indent=2))
+    if best is None:
+        fail(f"no run of the search succeeded: {decision.reason}")
+    click.echo(summary_table(json.loads((out / "result.json").read_text())))
+    if decision.status == "met":
+        click.echo(f"met: {decision.reason}; its files are in {out}, every run under {runs}")
+        return
+    click.echo(f"closest: {decision.reason}; its files are in {out}, every run under {runs}")
+    raise SystemExit(3)
+
+
+def _run(config: TrainConfig, out: Path, resume: bool, quiet: bool, exit_on_error: bool = True) -> tuple:
+    """One run of ``config`` into ``out`` (config.json, metrics.jsonl, result.json, model files)."""
 
     # The heavy part: torch and the training code load only now.
     from proxns_core.data import DatasetNotFoundError
@@ -267,13 +434,14 @@ def train(
         if not resume and not metrics_path.exists():
             # Nothing ran: leave no run behind, so the corrected command is not refused.
             (out / "config.json").unlink(missing_ok=True)
+        if not exit_on_error and not isinstance(
+            err, (DatasetNotFoundError, DeviceUnavailableError, WeightsError)
+        ):
+            raise
         fail(f"--init-weights {config.init_weights}: {err}" if isinstance(err, WeightsError) else str(err))
     finally:
         progress.close()
     result = _as_dict(fitted.result)
     (out / "result.json").write_text(json.dumps(result, indent=2))
     artifacts = export_slim(fitted, out)
-    click.echo(summary_table(result))
-    click.echo(
-        f"wrote {', '.join(a['name'] for a in artifacts)}, config.json, metrics.jsonl, result.json to {out}"
-    )
+    return result, artifacts

@@ -137,6 +137,12 @@ class Experiment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     base: Mapped[dict[str, Any]] = mapped_column(JSON)
     sweep: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # A budget search (``proxns_core.search.SearchSpec``) instead of λ lists; null for a plain sweep.
+    search: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Where the search stands: status (running / met / closest), reason, best job, points, default λ.
+    search_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Rounds created so far: each advance is a conditional UPDATE on it (created once, however raced).
+    search_round: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Job(Base):

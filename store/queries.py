@@ -117,9 +117,14 @@ def create_experiment(
     sweep: dict[str, Any],
     configs: Iterable[TrainConfig],
     owner_id: int | None = None,
+    search: dict[str, Any] | None = None,
+    search_state: dict[str, Any] | None = None,
 ) -> tuple[Experiment, list[Job]]:
-    """Store an experiment and its queued jobs, owned by user ``owner_id``, in one transaction."""
+    """Store an experiment and its queued jobs, owned by user ``owner_id``, in one transaction; with
+    ``search`` (a budget search, see ``store.search``) the jobs are its first round."""
     exp = Experiment(name=name, base=base, sweep=sweep, created_at=utcnow(), owner_id=owner_id)
+    if search is not None:
+        exp.search, exp.search_state, exp.search_round = search, search_state, 1
     session.add(exp)
     session.flush()
     jobs = [new_job(c, exp.id, owner_id) for c in configs]

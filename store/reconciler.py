@@ -31,6 +31,7 @@ from store.queries import (
     redeliver_lost_messages,
     take_back_lost_jobs,
 )
+from store.search import advance_all
 from store.settings import RUN_JOB_TASK, Settings
 
 log = logging.getLogger("proxns.reconciler")
@@ -150,8 +151,12 @@ def reconcile_once(
         )
     if redelivered:
         log.warning("queued jobs %s had no message in the broker: delivering them again", redelivered)
+    with sessions() as s:
+        searched = advance_all(s)  # a search whose round ended while no worker advanced it
+    if searched:
+        log.info("budget searches: created jobs %s", searched)
     dispatch_outbox(sessions, publish)
-    return {"requeued": requeued, "ended": ended, "redelivered": redelivered}
+    return {"requeued": requeued, "ended": ended, "redelivered": redelivered, "searched": searched}
 
 
 class Reconciler:

@@ -18,6 +18,7 @@ from celery.worker import state as worker_state
 
 from store.db import make_engine, make_sessionmaker
 from store.reconciler import Reconciler, dispatch_outbox
+from store.search import ENDED, advance_for_job
 from store.settings import RUN_JOB_TASK, get_settings
 from worker import fleet
 from worker.config import make_celery
@@ -81,7 +82,23 @@ def _deliver_now(_job_id: int) -> None:
 @app.task(name=RUN_JOB_TASK, acks_late=True)
 def run_job_task(job_id: int) -> str:
     """Run one job through ``proxns_core.fit``; the returned status is only logged."""
-    return run_job(job_id, settings, _sessions, shutting_down=shutting_down, requeue=_deliver_now)
+    status = run_job(job_id, settings, _sessions, shutting_down=shutting_down, requeue=_deliver_now)
+    if status in ENDED:
+        _advance_search(job_id)
+    return status
+
+
+def _advance_search(job_id: int) -> None:
+    """After a job ended: the next round of its experiment's budget search, published at once (the
+    reconciler advances it later when this fails: a crash here cannot stall the search)."""
+    try:
+        with _sessions() as s:
+            created = advance_for_job(s, job_id)
+        if created:
+            log.info("job %s ended a round of its budget search: created jobs %s", job_id, created)
+            dispatch_outbox(_sessions, publish)
+    except Exception as exc:  # noqa: BLE001 - the reconciler advances it on its next pass
+        log.warning("budget search not advanced after job %s (%s); the reconciler will", job_id, exc)
 
 
 @worker_ready.connect

@@ -1,4 +1,12 @@
-"""/api/experiments: a base config and sweep lists become one job per combination."""
+"""/api/experiments: a base config and sweep lists become one job per combination; or a base config
+and a budget (``search``) become rounds of jobs that search λ until one meets it.
+
+Budget search rules: ``search: {target, value, tolerance=0.02, max_jobs=8, parallel=2}`` needs
+``base.method`` proxns (422 at ``body.search`` otherwise: NS removes its ``prune_ratio`` share by
+construction, baseline removes nothing) and excludes ``sweep`` entirely (422 at ``body.sweep``): the
+search chooses λ itself, one experiment per other value. The first round is created here; the next
+rounds by the worker that ends a round's last job, or the reconciler (``store.search``).
+"""
 
 from __future__ import annotations
 
@@ -24,9 +32,11 @@ from api.schemas import (
     plot_point,
 )
 from api.submission import check_submission, publish_now
-from api.sweep import expand
+from api.sweep import expand, search_configs
+from proxns_core.search import measured
 from store.models import Experiment, Job, Result
 from store.queries import create_experiment as store_experiment
+from store.search import MEASURED_FIELDS, default_lam, initial_state
 from store.settings import Settings
 from store.users import Principal
 
@@ -45,12 +55,29 @@ def load_experiment(db: Session, experiment_id: int, user: Principal) -> dict:
     ).all()
     done = [(r.Job, r.Result) for r in rows if r.Job.status == "succeeded" and r.Result is not None]
     baseline = [res.acc_full for job, res in done if job.method == "baseline"]
+    state = None
+    if exp.search:
+        target = exp.search.get("target", "pruned_fraction")
+        state = dict(exp.search_state or {})
+        state["points"] = [  # live: every job of the search, λ → the share it removed
+            {
+                "job_id": r.Job.id,
+                "lam": float(r.Job.config.get("lam") or 0.0),
+                "value": measured(target, {k: getattr(r.Result, k) for k in MEASURED_FIELDS})
+                if r.Job.status == "succeeded" and r.Result is not None
+                else None,
+                "status": r.Job.status,
+            }
+            for r in rows
+        ]
     return {
         "id": exp.id,
         "name": exp.name,
         "created_at": iso(exp.created_at),
         "base": exp.base,
         "sweep": exp.sweep,
+        "search": exp.search or None,
+        "search_state": state,
         "jobs": [job_dict(r.Job, r.Result) for r in rows],
         "points": [plot_point(job, res) for job, res in done],
         "baseline_acc": sum(baseline) / len(baseline) if baseline else None,
@@ -65,7 +92,12 @@ def load_experiment(db: Session, experiment_id: int, user: Principal) -> dict:
     description="A sweep value applies only to the methods that take its field (``method_fields`` in "
     "GET /api/meta: beta to proxns, prune_ratio to ns, lam not to baseline); combinations resolving to the "
     "same config are created once; at most PROXNS_MAX_SWEEP_JOBS (default 256) combinations, each "
-    "within this server's limits (``limits`` in GET /api/meta). With an ``Idempotency-Key`` header, a "
+    "within this server's limits (``limits`` in GET /api/meta). With ``search`` (a budget: target "
+    "pruned_fraction or flops_fraction, value, tolerance, max_jobs, parallel) instead of sweep lists, the "
+    "jobs search λ of a proxns base in rounds of ``parallel`` until one removes value ± tolerance or "
+    "max_jobs exist; ``search_state`` reports the outcome (met / closest, best job, reason). A search "
+    "with a base method other than proxns is refused at body.search, one with any sweep axis at "
+    "body.sweep. With an ``Idempotency-Key`` header, a "
     "repeat of the same request returns the experiment the first one created, with status 200.",
     responses={
         200: {
@@ -83,17 +115,27 @@ def create_experiment(
     user: Principal = Depends(require_user),
     idempotency_key: str | None = idempotency_key_header(),
 ) -> JSONResponse:
-    configs = expand(body, settings.max_sweep_jobs)
+    search = state = None
+    if body.search is not None:
+        start = default_lam(body.base)
+        configs = search_configs(body, start)
+        search, state = body.search.model_dump(mode="json"), initial_state(body.search, start)
+    else:
+        configs = expand(body, settings.max_sweep_jobs)
     check_submission(configs, db, user, settings, ("body", "base"))
     sweep = body.sweep.model_dump(exclude_none=True)
 
     def create() -> tuple[int, JSONResponse]:
         check_queue_room(db, settings, len(configs), user.id)
-        exp, jobs = store_experiment(db, body.name, body.raw_base, sweep, configs, owner_id=user.id)
+        exp, jobs = store_experiment(
+            db, body.name, body.raw_base, sweep, configs, owner_id=user.id, search=search, search_state=state
+        )
         publish_now(db, queue, jobs)
         return exp.id, JSONResponse(load_experiment(db, exp.id, user), status_code=201)
 
     payload = {"name": body.name, "base": body.raw_base, "sweep": sweep}
+    if search is not None:
+        payload["search"] = search
     replay = lambda exp_id: JSONResponse(load_experiment(db, exp_id, user))  # noqa: E731
     return idempotent(db, settings, "/api/experiments", user.id, idempotency_key, payload, create, replay)
 

@@ -104,10 +104,19 @@ def test_openapi_publishes_every_result_and_metric_field_with_type_and_descripti
         "objective": {"number", "null"},
         "test_loss": {"number", "null"},
         "test_acc": {"number", "null"},
+        "test_acc_delivered": {"number", "null"},
         "zero_fraction": {"number", "null"},
         "seconds": {"number", "null"},
+        "layers": {"array", "null"},
     }
     assert metric["properties"]["phase"]["enum"] == ["train", "finetune"]
+    sparsity = schemas[metric["properties"]["layers"]["anyOf"][0]["items"]["$ref"].rsplit("/", 1)[1]]
+    assert openapi_property_types(sparsity) == {
+        "name": {"string"},
+        "total": {"integer"},
+        "zeros": {"integer"},
+        "hist": {"array"},
+    }
     assert set(Result.model_fields) == set(expected) and set(EpochMetrics.model_fields) == set(
         metric["properties"]
     )

@@ -248,8 +248,59 @@ function experimentHead(exp) {
   );
 }
 
+const TARGET_LABEL = { pruned_fraction: "of the channels pruned", flops_fraction: "of the FLOPs removed" };
+
+/** A budget search in words: null for an experiment without one. */
+export function searchSummary(exp) {
+  const spec = exp?.search;
+  if (!spec) return null;
+  const state = exp.search_state || {};
+  const points = (state.points || []).map((p) => ({
+    jobId: p.job_id,
+    lam: p.lam,
+    value: p.value,
+    status: p.status,
+    text: `λ ${num(p.lam, 4)} → ${p.value == null ? DASH : pct(p.value)}`,
+  }));
+  return {
+    budget: `${pct(spec.value)} ± ${pct(spec.tolerance)} ${TARGET_LABEL[spec.target] || spec.target}`,
+    limits: `at most ${spec.max_jobs} jobs, ${spec.parallel} at a time, from λ ${num(state.default_lam, 4)}`,
+    status: state.status || "running",
+    reason: state.reason || "",
+    bestJobId: state.best_job_id ?? null,
+    points,
+  };
+}
+
+function searchSection(exp) {
+  const s = searchSummary(exp);
+  if (!s) return null;
+  const best =
+    s.bestJobId == null
+      ? null
+      : h(
+          "p",
+          {},
+          s.status === "met" ? "Met by " : "Closest: ",
+          h("a", { href: `#/jobs/${s.bestJobId}`, id: "search-best" }, `job ${shortId(s.bestJobId)}`),
+        );
+  return h(
+    "section",
+    { class: "search-summary", id: "experiment-search", dataset: { status: s.status } },
+    h("h2", {}, "Budget search"),
+    h("p", {}, h("strong", {}, s.budget), ` · ${s.limits} · `, h("span", { class: `badge search-${s.status}` }, s.status)),
+    s.reason ? h("p", { class: "muted", id: "search-reason" }, s.reason) : null,
+    best,
+    h(
+      "ol",
+      { class: "search-points" },
+      s.points.map((p) => h("li", {}, h("a", { href: `#/jobs/${p.jobId}` }, p.text), ` (${p.status})`)),
+    ),
+  );
+}
+
 function specSection(exp) {
-  const spec = JSON.stringify({ sweep: exp.sweep, base: exp.base }, null, 2);
+  const spec = JSON.stringify({ sweep: exp.sweep, base: exp.base, ...(exp.search ? { search: exp.search } : {}) }, null, 2);
   return h(
     "section",
     {},
@@ -275,6 +326,7 @@ function experimentPage(root, meta, state) {
   });
   const toolbar = plotToolbar(accSelect, () => ({ exp: state.exp, svg: plot.svg() }));
   const head = h("div");
+  const searchHolder = h("div");
   const jobsHolder = h("div", { id: "experiment-jobs" });
   let mounted = false;
   let lastJobs = "";
@@ -290,9 +342,10 @@ function experimentPage(root, meta, state) {
         plot.summary,
         legendNote(),
       );
-      mount(root, head, plotSection, h("section", {}, h("h2", {}, "Jobs"), jobsHolder), h("div", {}, specSection(exp)));
+      mount(root, head, searchHolder, plotSection, h("section", {}, h("h2", {}, "Jobs"), jobsHolder), h("div", {}, specSection(exp)));
     }
     mount(head, experimentHead(exp));
+    mount(searchHolder, searchSection(exp));
     drawPlot();
     const jobsSignature = JSON.stringify(exp.jobs);
     if (jobsSignature === lastJobs) return;
@@ -319,6 +372,7 @@ export async function renderExperiment(root, params, id) {
       return false;
     }
     page.update(state.exp);
+    if (state.exp.search_state?.status === "running") return true; // its next round comes
     return !(state.exp.jobs || []).every((j) => isFinished(meta, j.status));
   });
   return () => {
