@@ -311,7 +311,12 @@ def _search_spec(
     if fields.get("lam") is not None:
         fail(f"{flag} searches λ itself: leave out --lam")
     if fields.get("method") not in (None, "proxns"):
-        fail(f"{flag} searches λ of method proxns, not {fields['method']!r} (ns: set --prune-ratio instead)")
+        why = (
+            "ns prunes its --prune-ratio share by construction: set that instead"
+            if fields["method"] == "ns"
+            else "a baseline prunes nothing"
+        )
+        fail(f"{flag} searches λ of method proxns, not {fields['method']!r} ({why})")
     if resume:
         fail(f"{flag} cannot --resume: run the search again with --overwrite")
     from proxns_core.search import SearchSpec

@@ -132,11 +132,21 @@ def list_(server: str, token: str | None, as_json: bool) -> None:
     click.echo(f"{len(items)} upload(s)")
 
 
+def _weights_id(value: str) -> int:
+    """An upload's id, as ``5`` or as its reference ``weights:5`` (what list and upload print)."""
+    text = value.removeprefix("weights:")
+    if not (text.isascii() and text.isdigit()):
+        fail(f"{value!r} is not an upload id: give ID or weights:ID (see proxns weights list)")
+    return int(text)
+
+
 @weights.command("delete")
-@click.argument("weights_id", type=int)
+@click.argument("weights_id")
 @server_option
 @token_option
-def delete(weights_id: int, server: str, token: str | None) -> None:
-    """Delete upload WEIGHTS_ID and its file (refused while a queued or running job starts from it)."""
-    request(server, "DELETE", f"/api/weights/{weights_id}", token)
-    click.echo(f"weights {weights_id} deleted")
+def delete(weights_id: str, server: str, token: str | None) -> None:
+    """Delete upload WEIGHTS_ID (5 or weights:5) and its file (refused while a queued or running job
+    starts from it)."""
+    number = _weights_id(weights_id)
+    request(server, "DELETE", f"/api/weights/{number}", token)
+    click.echo(f"weights {number} deleted")

@@ -187,14 +187,30 @@ def decide(spec: SearchSpec, points: list[Point], default_lam: float) -> Decisio
         a, b = math.log(lo.lam), math.log(hi.lam)
         # Regula falsi in log λ, kept off the ends (a plain bisection point when the share
         # barely moves across the bracket), plus evenly spread points for the other jobs.
-        t = (_logit(spec.value) - _logit(lo.value)) / (_logit(hi.value) - _logit(lo.value))
+        rise = _logit(hi.value) - _logit(lo.value)
+        # both ends in the same clipped zone (< 1 % or > 99 %): no slope to follow, bisect
+        t = (_logit(spec.value) - _logit(lo.value)) / rise if rise > 0 else 0.5
         t = min(max(t, GUARD), 1 - GUARD)
         spots = [min(max(t + (j - (n - 1) / 2) * SPREAD, GUARD / 2), 1 - GUARD / 2) for j in range(n)]
         lams = [_clip(math.exp(a + (b - a) * u)) for u in spots]
-    lams = sorted({x for x in lams if x not in tried})
-    if not lams:
+    # A λ tried before (its job failed: it gave no share) is not proposed again; when the whole
+    # round was tried, it is stepped past: up or down by the bracketing factor, or halfway to the
+    # bracket's far end.
+    fresh = sorted({x for x in lams if x not in tried})
+    x = lams[0]
+    for _ in range(8 if not fresh else 0):
+        if hi is None:
+            x = _clip(x * STEP)
+        elif lo is None:
+            x = _clip(x / STEP)
+        else:
+            x = _clip(math.sqrt(x * hi.lam))
+        if x not in tried:
+            fresh = [x]
+            break
+    if not fresh:
         return _stop(best, spec, "λ cannot be refined further (every candidate was tried)")
-    return Decision(lams=lams)
+    return Decision(lams=sorted(fresh))
 
 
 def search_lam(

@@ -151,11 +151,13 @@ def reconcile_once(
         )
     if redelivered:
         log.warning("queued jobs %s had no message in the broker: delivering them again", redelivered)
-    with sessions() as s:
-        searched = advance_all(s)  # a search whose round ended while no worker advanced it
-    if searched:
-        log.info("budget searches: created jobs %s", searched)
-    dispatch_outbox(sessions, publish)
+    try:
+        with sessions() as s:
+            searched = advance_all(s)  # a search whose round ended while no worker advanced it
+        if searched:
+            log.info("budget searches: created jobs %s", searched)
+    finally:
+        dispatch_outbox(sessions, publish)  # whatever the searches did, the outbox goes out
     return {"requeued": requeued, "ended": ended, "redelivered": redelivered, "searched": searched}
 
 

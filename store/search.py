@@ -13,6 +13,8 @@ loser of a race (SQLite, or any backend without the lock) matches no row and rol
 
 from __future__ import annotations
 
+import logging
+
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,6 +29,8 @@ from store.queries import add_outbox, commit_jobs, new_job
 MEASURED_FIELDS = ("pruned_fraction", "flops_full", "flops_slim")
 #: Job statuses that end a job: a round waits for the others.
 ENDED = ("succeeded", "failed", "cancelled")
+
+log = logging.getLogger("proxns.search")
 
 
 def default_lam(base: TrainConfig) -> float:
@@ -140,7 +144,11 @@ def advance_all(session: Session) -> list[int]:
         exp_state = session.execute(select(Experiment.search_state).where(Experiment.id == exp_id)).scalar()
         session.rollback()
         if (exp_state or {}).get("status", "running") == "running":
-            created += advance_search(session, exp_id)
+            try:
+                created += advance_search(session, exp_id)
+            except Exception:  # one broken search must not hold back the others or the outbox
+                session.rollback()
+                log.exception("budget search of experiment %s could not advance", exp_id)
     return created
 
 

@@ -135,3 +135,18 @@ def test_search_lam_runs_the_rounds_one_job_at_a_time():
     d, points = search_lam(spec, 0.1, run)
     assert d.status == "met" and abs(d.best.value - 0.6) <= 0.02
     assert [p.lam for p in points] == ran and points[0].value is None and len(ran) <= 8
+
+
+def test_a_failed_lambda_is_stepped_past_not_proposed_again():
+    spec = SearchSpec(target="pruned_fraction", value=0.5, parallel=1)
+    up = decide(spec, [Point(0.25, 0.0), Point(4.0, None)], 0.25)
+    assert not up.done and up.lams == [10.0]  # 0.25 × 16 = 4 failed: one more step, capped at λ 10
+    inside = decide(spec, [Point(0.01, 0.1), Point(1.0, 0.9), Point(0.1, None)], 0.01)
+    assert not inside.done and inside.lams == [pytest.approx(math.sqrt(0.1), rel=1e-5)]
+
+
+def test_shares_on_the_same_side_of_the_clip_bisect_instead_of_dividing_by_zero():
+    spec = SearchSpec(target="pruned_fraction", value=0.995, tolerance=0.001)
+    d = decide(spec, [Point(0.1, 0.991), Point(0.4, 0.999)], 0.1)
+    lo_t, hi_t = 0.5 - 0.05, 0.5 + 0.05
+    assert not d.done and [pytest.approx(0.1 * 4**lo_t, rel=1e-4), pytest.approx(0.1 * 4**hi_t, rel=1e-4)] == d.lams

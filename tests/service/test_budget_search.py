@@ -18,7 +18,7 @@ from proxns_testkit import TINY_JOB, api_client, embedded_settings, postgres_dat
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Experiment, Job
-from store.queries import claim_job, finish_job, save_result
+from store.queries import add_outbox, claim_job, finish_job, save_result
 from store.search import advance_all, advance_for_job, advance_search
 
 BASE = {**TINY_JOB, "beta": 100.0, "lam": 0.25}
@@ -291,3 +291,30 @@ def test_two_processes_advancing_the_same_round_create_it_once_on_postgres(postg
 def test_the_curve_used_here_is_monotone() -> None:
     assert all(_curve(a) < _curve(b) for a, b in [(0.1, 0.25), (0.25, 0.5), (0.5, 1.0)])
     assert math.isclose(_curve(0.36), 0.5)
+
+
+def test_a_search_that_cannot_advance_holds_back_neither_the_others_nor_the_outbox(client, monkeypatch) -> None:
+    import store.search as search_module
+    from store.reconciler import reconcile_once
+
+    sessions = make_sessionmaker(make_engine(client.settings.database_url))
+    body = {"name": "budget", "base": BASE, "search": {"target": "pruned_fraction", "value": 0.7}}
+    broken, healthy = (client.post("/api/experiments", json=body).json()["id"] for _ in range(2))
+    real = search_module.advance_search
+    advanced = []
+
+    def advance(session, exp_id):
+        if exp_id == broken:
+            raise ZeroDivisionError("a search that cannot decide")
+        advanced.append(exp_id)
+        return real(session, exp_id)
+
+    monkeypatch.setattr(search_module, "advance_search", advance)
+    with sessions() as s:  # a message still to send (as after a broker outage)
+        waiting = s.execute(select(Job.id).where(Job.experiment_id == healthy)).scalars().first()
+        add_outbox(s, [waiting])
+        s.commit()
+    published = []
+    outcome = reconcile_once(sessions, client.settings, lambda job_id, *a, **k: published.append(job_id))
+    assert advanced == [healthy] and outcome["searched"] == []
+    assert published == [waiting]  # the outbox went out although a search raised
