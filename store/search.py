@@ -14,7 +14,6 @@ loser of a race (SQLite, or any backend without the lock) matches no row and rol
 from __future__ import annotations
 
 import logging
-
 from typing import Any
 
 from sqlalchemy import select, update

@@ -191,7 +191,9 @@ CLIENT_CASES: dict[str, ClientCase] = {
     "404": ClientCase(["show", "999999"], ["HTTP 404"], "real"),
     "404, download": ClientCase(["download", "999999"], ["HTTP 404"], "real"),
     "500": ClientCase(["jobs"], ["HTTP 500", "Internal Server Error"], "failing"),
-    "weights id": ClientCase(["weights", "delete", "my-upload"], ["'my-upload' is not an upload id"], "closed"),
+    "weights id": ClientCase(
+        ["weights", "delete", "my-upload"], ["'my-upload' is not an upload id"], "closed"
+    ),
     "weights ref": ClientCase(["weights", "delete", "weights:999999"], ["HTTP 404"], "real"),
 }
 

@@ -149,4 +149,7 @@ def test_shares_on_the_same_side_of_the_clip_bisect_instead_of_dividing_by_zero(
     spec = SearchSpec(target="pruned_fraction", value=0.995, tolerance=0.001)
     d = decide(spec, [Point(0.1, 0.991), Point(0.4, 0.999)], 0.1)
     lo_t, hi_t = 0.5 - 0.05, 0.5 + 0.05
-    assert not d.done and [pytest.approx(0.1 * 4**lo_t, rel=1e-4), pytest.approx(0.1 * 4**hi_t, rel=1e-4)] == d.lams
+    assert (
+        not d.done
+        and [pytest.approx(0.1 * 4**lo_t, rel=1e-4), pytest.approx(0.1 * 4**hi_t, rel=1e-4)] == d.lams
+    )

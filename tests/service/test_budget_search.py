@@ -293,7 +293,9 @@ def test_the_curve_used_here_is_monotone() -> None:
     assert math.isclose(_curve(0.36), 0.5)
 
 
-def test_a_search_that_cannot_advance_holds_back_neither_the_others_nor_the_outbox(client, monkeypatch) -> None:
+def test_a_search_that_cannot_advance_holds_back_neither_the_others_nor_the_outbox(
+    client, monkeypatch
+) -> None:
     import store.search as search_module
     from store.reconciler import reconcile_once
 
