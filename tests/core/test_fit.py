@@ -85,6 +85,8 @@ def test_fit_reports_every_epoch_with_all_metrics_and_result_fields():
         "test_acc",
         "zero_fraction",
         "seconds",
+        "test_acc_delivered",
+        "layers",
     }
     # objective = loss + λ‖γ‖₁ > loss; lr milestones at 50 % and 75 % of the 4 epochs
     assert all(m["objective"] > m["train_loss"] for m in rec.epochs[:4])
