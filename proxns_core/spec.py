@@ -841,7 +841,8 @@ class EpochMetrics(BaseModel):
         None,
         description="Test accuracy of the network as it would be delivered now: pruned by the method's plan "
         "at this epoch, BN statistics re-estimated on at most DELIVERED_BN_BATCHES training batches "
-        "(training epochs only).",
+        "(training epochs only; on epochs spaced so that it adds at most 10 % to the training time: every "
+        "epoch unless an epoch takes only milliseconds; always the first and the last).",
     )
     zero_fraction: float | None = Field(
         None, description="Share of the sparse vector (ξ for proxns, γ otherwise) that is exactly 0."

@@ -47,7 +47,7 @@ def runs(tmp_path_factory):
     for on in (True, False):
         ckpt = tmp_path_factory.mktemp(f"on{on}")
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(train_module, "_RECORD_DELIVERED", on)
+            mp.setattr(train_module, "_RECORD_DELIVERED", "every" if on else False)
             mp.setattr(
                 train_module,
                 "measure_latencies",
@@ -121,3 +121,38 @@ def test_histogram_bins_at_the_edges():
     )
     assert layer.hist == np.bincount(bins, minlength=len(e) + 2).tolist()
     assert layer.hist[0] == 1 and layer.hist[1] == 1 and layer.hist[2] == 2 and layer.hist[-1] == 2
+
+
+def test_the_delivered_accuracy_keeps_within_its_share_of_the_training_time():
+    from proxns_core.train import DELIVERED_SHARE, delivered_due
+
+    assert DELIVERED_SHARE == 0.10
+    assert delivered_due(0.0, None, 0.0)  # the first epoch measures what it costs
+    # a measurement at 5 % of an epoch: every epoch
+    spent, base, done = 0.0, 0.0, []
+    for epoch in range(20):
+        base += 1.0
+        if delivered_due(spent, 0.05 if done else None, base):
+            spent += 0.05
+            done.append(epoch)
+    assert done == list(range(20))
+    # one at 130 % of an epoch (digits on a GPU): spaced so that the total stays under 10 %
+    spent, base, done = 0.0, 0.0, []
+    for epoch in range(160):
+        base += 1.0
+        if delivered_due(spent, 1.3 if done else None, base):
+            spent += 1.3
+            done.append(epoch)
+    assert done[0] == 0 and 10 <= len(done) <= 13
+    assert spent - 1.3 <= 0.10 * base  # all but the first measurement fit the budget
+    gaps = {b - a for a, b in zip(done[1:], done[2:])}
+    assert gaps == {13} or gaps <= {12, 13, 14}
+
+
+def test_a_run_by_default_records_the_delivered_accuracy_at_least_first_and_last(monkeypatch):
+    config = TrainConfig(**{**RUN, "epochs": 4})
+    monkeypatch.setattr(train_module, "delivered_due", lambda spent, cost, base: cost is None)
+    fr = fit(config)
+    got = [m.test_acc_delivered is not None for m in fr.history]
+    assert got == [True, False, False, True]
+    assert fr.history[-1].test_acc_delivered == fr.result.acc_masked
