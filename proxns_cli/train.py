@@ -312,7 +312,7 @@ def _search_spec(
         fail(f"{flag} searches λ itself: leave out --lam")
     if fields.get("method") not in (None, "proxns"):
         why = (
-            "ns prunes its --prune-ratio share by construction: set that instead"
+            "ns prunes its share by construction: set --prune-ratio instead"
             if fields["method"] == "ns"
             else "a baseline prunes nothing"
         )
