@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from proxns_core.cost import NUM_CLASSES
-from proxns_core.spec import ARCHS, PAPER_ARCHS
+from proxns_core.spec import ARCHS, PAPER_ARCHS, network_label
 
 from .client import request, server_option, token_option
 from .common import fail
@@ -23,10 +23,8 @@ UPLOAD_TIMEOUT = 330.0
 
 
 def model_label(item: dict[str, Any]) -> str:
-    """``vgg-11 x0.25`` for the paper's networks, ``resnet18`` for a torchvision one (no depth)."""
-    if item.get("depth") is None:
-        return item["arch"]
-    return f"{item['arch']}-{item['depth']} x{item['width']:g}"
+    """An upload's network, named as the API names it (``vgg-11 x0.25``, ``resnet18``)."""
+    return network_label(item["arch"], item.get("depth"), item["width"])
 
 
 def _size(n: int) -> str:

@@ -181,6 +181,11 @@ def fixed_structure_rule(field: str, arch: str) -> str:
     )
 
 
+def network_label(arch: str, depth: int | None, width: float) -> str:
+    """How a network is named to people: ``vgg-11 x0.25``, or ``resnet18`` (a torchvision network)."""
+    return arch if depth is None else f"{arch}-{depth} x{width:g}"
+
+
 def check_depth(arch: str, depth: int) -> None:
     """Raise ``ValueError`` naming the rule when ``depth`` is not a valid depth of ``arch``."""
     if arch in TORCHVISION_ARCHS:

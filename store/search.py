@@ -58,15 +58,22 @@ def _points(session: Session, exp: Experiment, spec: SearchSpec) -> tuple[list[P
         .where(Job.experiment_id == exp.id)
         .order_by(Job.id)
     ).all()
-    points, shown = [], []
-    for job, res in rows:
-        value = None
-        if job.status == "succeeded" and res is not None:
-            value = measured(spec.target, {k: getattr(res, k) for k in MEASURED_FIELDS})
-        lam = float(job.config.get("lam") or 0.0)
-        points.append(Point(lam, value, job.id, job.status in ENDED))
-        shown.append({"job_id": job.id, "lam": lam, "value": value, "status": job.status})
+    shown = [search_point(job, res, spec.target) for job, res in rows]
+    points = [Point(p["lam"], p["value"], p["job_id"], p["status"] in ENDED) for p in shown]
     return points, shown
+
+
+def search_point(job: Job, result: Result | None, target: str) -> dict:
+    """One job of a search as reported: its λ, the share it removed (None unless it succeeded), status."""
+    value = None
+    if job.status == "succeeded" and result is not None:
+        value = measured(target, {k: getattr(result, k) for k in MEASURED_FIELDS})
+    return {
+        "job_id": job.id,
+        "lam": float(job.config.get("lam") or 0.0),
+        "value": value,
+        "status": job.status,
+    }
 
 
 def advance_search(session: Session, experiment_id: int) -> list[int]:
@@ -159,4 +166,5 @@ __all__ = [
     "advance_search",
     "default_lam",
     "initial_state",
+    "search_point",
 ]

@@ -33,10 +33,9 @@ from api.schemas import (
 )
 from api.submission import check_submission, publish_now
 from api.sweep import expand, search_configs
-from proxns_core.search import measured
 from store.models import Experiment, Job, Result
 from store.queries import create_experiment as store_experiment
-from store.search import MEASURED_FIELDS, default_lam, initial_state
+from store.search import default_lam, initial_state, search_point
 from store.settings import Settings
 from store.users import Principal
 
@@ -59,17 +58,8 @@ def load_experiment(db: Session, experiment_id: int, user: Principal) -> dict:
     if exp.search:
         target = exp.search.get("target", "pruned_fraction")
         state = dict(exp.search_state or {})
-        state["points"] = [  # live: every job of the search, λ → the share it removed
-            {
-                "job_id": r.Job.id,
-                "lam": float(r.Job.config.get("lam") or 0.0),
-                "value": measured(target, {k: getattr(r.Result, k) for k in MEASURED_FIELDS})
-                if r.Job.status == "succeeded" and r.Result is not None
-                else None,
-                "status": r.Job.status,
-            }
-            for r in rows
-        ]
+        # live: every job of the search, λ → the share it removed
+        state["points"] = [search_point(r.Job, r.Result, target) for r in rows]
     return {
         "id": exp.id,
         "name": exp.name,

@@ -57,6 +57,7 @@ from proxns_core.spec import (
     TrainConfig,
     check_depth,
     fixed_structure_rule,
+    network_label,
 )
 from store.models import Weights
 from store.settings import Settings
@@ -118,11 +119,6 @@ def weights_dict(row: Weights) -> dict[str, Any]:
 
 def _refuse(msg: str, loc: tuple = ("body",), kind: str = "value_error") -> RequestValidationError:
     return RequestValidationError([{"type": kind, "loc": loc, "msg": msg}])
-
-
-def model_label(arch: str, depth: int | None, width: float) -> str:
-    """How a network is named to people: ``vgg-11 x0.25``, or ``resnet18`` (a torchvision network)."""
-    return arch if depth is None else f"{arch}-{depth} x{width:g}"
 
 
 def _check_command(path: Path, arch: str, depth: int | None, width: float, num_classes: int) -> list[str]:
@@ -298,7 +294,7 @@ async def upload_weights(
         await anyio.to_thread.run_sync(os.replace, incoming, final)
         fields = {
             "owner_id": user.id,
-            "name": name or model_label(arch, depth, width),
+            "name": name or network_label(arch, depth, width),
             "arch": arch,
             "depth": depth,
             "width": width,
