@@ -25,6 +25,7 @@ from proxns_core.spec import (
     Result,
     Text,
     TrainConfig,
+    result_warnings,
 )
 from store.models import METRIC_FIELDS, RESULT_FIELDS, Artifact, Experiment, Job, Metric
 from store.models import Result as ResultRow
@@ -93,6 +94,11 @@ class ExperimentCreate(BaseModel):
         return dict(self._raw_base)
 
 
+class JobWarning(BaseModel):
+    code: Literal["chance_accuracy", "layers_forced"]
+    message: str
+
+
 class JobOut(BaseModel):
     id: int
     experiment_id: int | None
@@ -113,6 +119,15 @@ class JobOut(BaseModel):
         None,
         description="Why a queued job cannot start now: no worker registered or live, or none of the "
         "live workers can run its config (GET /api/meta lists them under ``fleet``); null otherwise.",
+    )
+    tags: list[str] = Field(default_factory=list, description="Free tags (PATCH to change).")
+    note: str = Field("", description="A free-text note (PATCH to change).")
+    archived_at: datetime | None = Field(None, description="When it was archived: hidden from default lists.")
+    updated_at: datetime | None = Field(None, description="Last change of any kind.")
+    warnings: list[JobWarning] = Field(
+        default_factory=list,
+        description="What a reader must not miss about a succeeded job: chance_accuracy (the network "
+        "learnt nothing), layers_forced (layers the method emptied kept one channel).",
     )
 
 
@@ -151,6 +166,9 @@ class ExperimentSummary(BaseModel):
     search_status: Literal["running", "met", "closest"] | None = Field(
         None, description="Where its budget search stands (null: a plain sweep)."
     )
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""
+    archived_at: datetime | None = None
 
 
 class ExperimentList(Page):
@@ -158,7 +176,19 @@ class ExperimentList(Page):
 
 
 #: The result fields a plot point carries beside the job's id and sweep values.
-PLOT_RESULT_FIELDS = ("pruned_fraction", "acc_full", "acc_slim", "acc_finetuned", "params_slim", "flops_slim")
+PLOT_RESULT_FIELDS = (
+    "pruned_fraction",
+    "acc_full",
+    "acc_slim",
+    "acc_finetuned",
+    "params_full",
+    "params_slim",
+    "flops_full",
+    "flops_slim",
+    "num_classes",
+)
+#: The config fields a plot point carries, so that jobs differing only there can be told apart.
+PLOT_CONFIG_FIELDS = ("lam", "beta", "seed", "width", "prune_ratio", "epochs", "finetune_epochs", "penalty")
 
 PlotPoint = create_model(
     "PlotPoint",
@@ -168,6 +198,12 @@ PlotPoint = create_model(
     lam=(float | None, ...),
     beta=(float | None, ...),
     seed=(int, ...),
+    width=(float | None, None),
+    prune_ratio=(float | None, None),
+    epochs=(int | None, None),
+    finetune_epochs=(int | None, None),
+    penalty=(str | None, None),
+    warnings=(list[JobWarning], []),
     **{
         name: (Result.model_fields[name].annotation, Result.model_fields[name]) for name in PLOT_RESULT_FIELDS
     },
@@ -204,6 +240,9 @@ class ExperimentOut(BaseModel):
     sweep: dict[str, Any]
     search: SearchSpec | None = None
     search_state: SearchState | None = None
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""
+    archived_at: datetime | None = None
     jobs: list[JobOut]
     points: list[PlotPoint]
     baseline_acc: float | None
@@ -247,8 +286,13 @@ def job_dict(job: Job, result: ResultRow | None) -> dict[str, Any]:
         "eta_seconds": job.eta_seconds,
         "epochs_done": job.epochs_done,
         "error": job.error,
-        "result": result_dict(result),
+        "result": (res := result_dict(result)),
         "waiting_reason": waiting_reason(job),
+        "tags": list(job.tags or []),
+        "note": job.note or "",
+        "archived_at": iso(job.archived_at),
+        "updated_at": iso(job.updated_at),
+        "warnings": result_warnings(res),
     }
 
 
@@ -271,10 +315,9 @@ def plot_point(job: Job, result: ResultRow) -> dict[str, Any]:
     return {
         "job_id": job.id,
         "method": job.method,
-        "lam": cfg["lam"],
-        "beta": cfg["beta"],
-        "seed": cfg["seed"],
+        **{name: cfg.get(name) for name in PLOT_CONFIG_FIELDS},
         **{name: getattr(result, name) for name in PLOT_RESULT_FIELDS},
+        "warnings": result_warnings(result_dict(result)),
     }
 
 
@@ -287,4 +330,7 @@ def experiment_summary(exp: Experiment, status_counts: dict[str, int]) -> dict[s
         "job_count": sum(counts.values()),
         "status_counts": counts,
         "search_status": (exp.search_state or {}).get("status") if exp.search else None,
+        "tags": list(exp.tags or []),
+        "note": exp.note or "",
+        "archived_at": iso(exp.archived_at),
     }

@@ -774,6 +774,11 @@ class Result(BaseModel):
         default_factory=list,
         description="Layers that lost every channel, where the strongest channel was kept anyway.",
     )
+    num_classes: int | None = Field(
+        None,
+        ge=1,
+        description="Classes of the data set the network was trained on (chance accuracy is 1 / num_classes).",
+    )
     acc_masked: float | None = Field(
         None,
         description="Test accuracy of the masked network (γ = 0 on the pruned channels, nothing deleted): "
@@ -857,6 +862,45 @@ class EpochMetrics(BaseModel):
         None,
         description="Per BN layer: zero count and |ξ| histogram of the sparse vector (training epochs only).",
     )
+
+
+#: A finished job whose final accuracy is within this share of the way from chance (1 / classes)
+#: to perfect is flagged ``chance_accuracy``: the network learnt nothing (e.g. every layer forced to
+#: one channel).
+CHANCE_MARGIN = 0.1
+
+
+def result_warnings(result: dict[str, Any] | None) -> list[dict[str, str]]:
+    """What a reader of a succeeded job must not miss, as ``{code, message}``: ``chance_accuracy``
+    (the slim network, fine-tuned where it was, is at chance level) and ``layers_forced`` (the method
+    emptied layers that slimming kept one channel of)."""
+    if not result:
+        return []
+    out: list[dict[str, str]] = []
+    acc = result.get("acc_finetuned")
+    if acc is None:
+        acc = result.get("acc_slim")
+    classes = result.get("num_classes")
+    if acc is not None and classes:
+        chance = 1.0 / classes
+        if acc <= chance + CHANCE_MARGIN * (1.0 - chance):
+            out.append(
+                {
+                    "code": "chance_accuracy",
+                    "message": f"accuracy {100 * acc:.1f} % is at chance level ({100 * chance:.1f} % for "
+                    f"{classes} classes): the slim network learnt nothing; try a smaller λ",
+                }
+            )
+    forced = result.get("kept_forced") or []
+    if forced:
+        total = len(result.get("layers") or []) or len(forced)
+        out.append(
+            {
+                "code": "layers_forced",
+                "message": f"{len(forced)} of {total} layers lost every channel and kept one only",
+            }
+        )
+    return out
 
 
 def contract() -> dict[str, Any]:

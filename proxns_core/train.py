@@ -723,6 +723,7 @@ def fit(
         latency=latency,
         layers=[LayerChannels(**layer) for layer in layers],
         kept_forced=plan.kept_forced,
+        num_classes=t.data.num_classes,
         acc_masked=acc_masked,
         slim_exact=slim_exact,
         inexact_layers=inexact,

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
@@ -143,6 +144,13 @@ class Experiment(Base):
     search_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Rounds created so far: each advance is a conditional UPDATE on it (created once, however raced).
     search_round: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Organising (PATCH): free tags, a free-text note, and when it was archived (hidden from default lists).
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
 
 
 class Job(Base):
@@ -174,6 +182,15 @@ class Job(Base):
     eta_seconds: Mapped[float | None] = mapped_column(Float)
     epochs_done: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # Organising (PATCH): free tags, a free-text note, and when it was archived (hidden from default lists).
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # Every UPDATE of the row sets it (``onupdate`` applies to Core ``update()`` too): the event
+    # stream (GET /api/events) reads the jobs changed since its last look.
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
+    )
 
 
 class Metric(Base):

@@ -5,9 +5,9 @@ import { s } from "./dom.js";
 import { methodLabel } from "./format.js";
 
 export const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
-const AXIS = "#4b5563";
-const GRID = "#e5e7eb";
-const TEXT = "#1f2937";
+export const AXIS = "#4b5563";
+export const GRID = "#e5e7eb";
+export const TEXT = "#1f2937";
 
 /** A chart width (SVG user units = CSS px) that fits `available` pixels, so text keeps its size. */
 export function fitWidth(available, min, max) {
@@ -33,12 +33,12 @@ export function niceTicks(lo, hi, count = 5) {
   return ticks;
 }
 
-function scale(d0, d1, r0, r1) {
+export function scale(d0, d1, r0, r1) {
   const k = d1 === d0 ? 0 : (r1 - r0) / (d1 - d0);
   return (v) => r0 + (v - d0) * k;
 }
 
-function frame({ width, height, title, desc }) {
+export function frame({ width, height, title, desc }) {
   return s(
     "svg",
     {
@@ -59,7 +59,7 @@ function frame({ width, height, title, desc }) {
 }
 
 /** A grid line and a label (`format(t)`) per y tick. */
-function yGridLines(yTicks, y, { margin, width }, format) {
+export function yGridLines(yTicks, y, { margin, width }, format) {
   return yTicks.flatMap((t) => [
     s("line", { x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t), stroke: GRID }),
     s("text", { x: margin.left - 6, y: y(t) + 4, "text-anchor": "end", fill: AXIS }, format(t)),
@@ -67,7 +67,7 @@ function yGridLines(yTicks, y, { margin, width }, format) {
 }
 
 /** Axes with grid lines, tick labels and axis titles; returns the scales. */
-function axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat, xLabel, yLabel }) {
+export function axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat, xLabel, yLabel }) {
   const x = scale(xTicks[0], xTicks[xTicks.length - 1], margin.left, width - margin.right);
   const y = scale(yTicks[0], yTicks[yTicks.length - 1], height - margin.bottom, margin.top);
   const g = s("g", { "aria-hidden": "true" });
@@ -104,7 +104,7 @@ function axes(svg, { width, height, margin, xTicks, yTicks, xFormat, yFormat, xL
   return { x, y };
 }
 
-function legend(svg, items, { x, y }) {
+export function legend(svg, items, { x, y }) {
   const g = s("g", { class: "legend" });
   let cx = x;
   for (const item of items) {
@@ -118,7 +118,7 @@ function legend(svg, items, { x, y }) {
 }
 
 /** A chart with no data: `text` in the middle of the frame. */
-function emptyNote(svg, width, height, text) {
+export function emptyNote(svg, width, height, text) {
   svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: AXIS }, text));
   return svg;
 }

@@ -168,10 +168,10 @@ def wait_for_admin_token(path: Path, proc: subprocess.Popen, log: Path, timeout:
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """`proxns serve` on a free port in a temp folder: SQLite, filesystem broker, one real worker.
 
-    Yields its URL and the admin token it wrote to ``var/admin-token`` in that folder.
+    Yields its URL, the admin token it wrote to ``var/admin-token`` in that folder, and the folder.
     """
     proxns = Path(sys.executable).with_name("proxns")
     if not (ROOT / "api").is_dir() or not proxns.exists():
@@ -197,7 +197,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         wait_healthy(url, proc, log)
         left = max(90 - (time.monotonic() - started), 5)
         token = wait_for_admin_token(workdir / "var" / "admin-token", proc, log, timeout=left)
-        yield url, token
+        yield url, token, workdir
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -221,6 +221,18 @@ def live_server(served: tuple[str, str]) -> str:
 def admin_token(served: tuple[str, str]) -> str:
     """The token of the admin that `proxns serve` created on its first start."""
     return served[1]
+
+
+@pytest.fixture(scope="session")
+def store_url(served: tuple[str, str, Path]) -> str:
+    """The SQLAlchemy URL of the live server's store (seed rows with ``proxns_testkit.seed``)."""
+    return f"sqlite:///{served[2] / 'var' / 'proxns.db'}"
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(served: tuple[str, str, Path]) -> Path:
+    """The live server's artifact store."""
+    return served[2] / "var" / "artifacts"
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,7 @@ def test_openapi_publishes_every_result_and_metric_field_with_type_and_descripti
         "latency_slim_ms": {"number"},
         "layers": {"array"},
         "kept_forced": {"array"},
+        "num_classes": {"integer", "null"},
         "acc_masked": {"number", "null"},
         "slim_exact": {"boolean", "null"},
         "inexact_layers": {"object"},
