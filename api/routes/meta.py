@@ -21,6 +21,7 @@ from proxns_core.spec import (
     imagefolder_classes,
     resolve_data_root,
 )
+from store.filter import OPERATORS, filter_fields
 from store.settings import Settings
 
 router = APIRouter(tags=["meta"])
@@ -65,13 +66,16 @@ class DatasetStatuses:
     "this server cannot read), limits: this server's bounds "
     "on a config (PROXNS_MAX_* settings; a config above one is refused with 422 naming it), and fleet: "
     "the registered workers, which are live, and the devices and data sets the live ones offer (a "
-    "config no live worker can run is refused with 422 naming the field).",
+    "config no live worker can run is refused with 422 naming the field); filter: the fields (name, "
+    "type, source, and the allowed values of names such as method) and operators of the jobs filter "
+    "language (GET /api/jobs?where=…).",
 )
 def meta(request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:
     body = {
         **contract(),
         "datasets": request.app.state.datasets.get(settings.data_root),
         "limits": limits(settings),
+        "filter": {"fields": filter_fields(), "operators": list(OPERATORS)},
     }
     if getattr(request.app.state, "fleet", None) is not None:
         body["fleet"] = fleet_summary(request.app.state.fleet.get())
