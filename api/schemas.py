@@ -7,14 +7,25 @@ here as they are, never restated, so OpenAPI publishes every field with its type
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from api.fleet import waiting_reason
 from proxns_core.search import SearchSpec
 from proxns_core.spec import (
     JOB_STATUSES,
+    METHOD_SPECIFIC_FIELDS,
     ArtifactFormatName,
     EpochMetrics,
     Float,
@@ -62,6 +73,29 @@ class Sweep(BaseModel):
         min_length=1,
         description="Shape parameters of tl1 / mcp / scad (applied where the penalty takes one).",
     )
+    by_method: dict[str, MethodLists] | None = Field(
+        None,
+        description="Per-method lists, e.g. ``{ns: {lam: [0.01, 0.02]}, proxns: {lam: [0.25, 0.5, 1]}}``: "
+        "a method's list replaces the shared list of that field for that method's combinations (NS and "
+        "proxns need λ on different scales). Keys: methods of the experiment; fields: those the method "
+        "takes (``method_fields`` in GET /api/meta).",
+    )
+
+
+#: The same lists as the sweep's own, for the fields a method may take (no restated types).
+MethodLists = create_model(
+    "MethodLists",
+    __config__=ConfigDict(extra="allow", allow_inf_nan=False),
+    __doc__="""One method's own lists in ``sweep.by_method``: each replaces the shared list of its field for
+that method's combinations. Only the fields the method takes (``METHOD_FIELDS``, GET /api/meta's
+``method_fields``) are accepted; any other key is refused by the expander with the allowed ones
+named (extra keys are let through here so that its message, not pydantic's, answers).""",
+    **{
+        name: (Sweep.model_fields[name].annotation, Sweep.model_fields[name])
+        for name in METHOD_SPECIFIC_FIELDS
+    },
+)
+Sweep.model_rebuild()
 
 
 class ExperimentCreate(BaseModel):
@@ -92,6 +126,109 @@ class ExperimentCreate(BaseModel):
     @property
     def raw_base(self) -> dict[str, Any]:
         return dict(self._raw_base)
+
+
+#: Bounds of the organising labels (PATCH /api/jobs/{id}, PATCH /api/experiments/{id}).
+MAX_TAGS, MAX_TAG_CHARS, MAX_NOTE_CHARS = 20, 40, 10_000
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    """A validation error whose message is exactly ``message`` (no "Value error, " before it)."""
+    return PydanticCustomError("value_error", message)
+
+
+def _tag(value: str) -> str:
+    """A tag: trimmed, 1..40 characters, no commas (the CLI and the filter language list tags with
+    them) and no control characters."""
+    text = value.strip()
+    if not text or len(text) > MAX_TAG_CHARS:
+        raise _invalid(f"a tag has 1 to {MAX_TAG_CHARS} characters; got {len(text)}")
+    if "," in text:
+        raise _invalid(f"a tag cannot contain a comma (got {text!r}); send several tags as a list")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise _invalid("a tag cannot contain control characters (such as a newline)")
+    return text
+
+
+def _note(value: str) -> str:
+    """A note may hold newlines and tabs, never other control characters (NUL...)."""
+    if len(value) > MAX_NOTE_CHARS:
+        raise _invalid(f"a note has at most {MAX_NOTE_CHARS} characters; got {len(value)}")
+    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
+        raise _invalid("a note cannot contain control characters other than newlines and tabs")
+    return value
+
+
+Tag = Annotated[Text, AfterValidator(_tag)]
+
+
+class Labels(BaseModel):
+    """What PATCH changes on a job: fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] | None = Field(
+        None,
+        description=f"The whole list of tags (replaces the old one): at most {MAX_TAGS}, each 1 to "
+        f"{MAX_TAG_CHARS} characters without commas or control characters; duplicates dropped, order kept.",
+    )
+    note: Annotated[str, AfterValidator(_note)] | None = Field(
+        None, description=f"A free-text note, at most {MAX_NOTE_CHARS} characters."
+    )
+    archived: bool | None = Field(
+        None, strict=True, description="true: hide it from default lists; false: show it again."
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _dedupe(cls, tags: list[str] | None) -> list[str] | None:
+        if tags is None:
+            return None
+        kept = list(dict.fromkeys(tags))
+        if len(kept) > MAX_TAGS:
+            raise _invalid(f"at most {MAX_TAGS} tags; got {len(kept)}")
+        return kept
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent (null counts as left out)."""
+        return self.model_dump(exclude_none=True)
+
+
+class ExperimentPatch(Labels):
+    """What PATCH changes on an experiment: its name and labels."""
+
+    name: Text | None = Field(None, min_length=1, max_length=200, description="A new name.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, name: str | None) -> str | None:
+        if name is not None and not name.strip():
+            raise _invalid("a name cannot be blank")
+        return name
+
+
+class AddJobs(BaseModel):
+    """Jobs to add to an experiment: ``base`` fields override the experiment's base (left out: the
+    experiment's base as it is), ``sweep`` lists as when creating it."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    base: dict[str, Any] = Field(
+        default_factory=dict, description="Config fields overriding the experiment's base (partial)."
+    )
+    sweep: Sweep = Field(default_factory=Sweep)
+
+
+class DryRunOut(BaseModel):
+    """What a submission would create (``dry_run=true``): nothing is stored."""
+
+    jobs: list[TrainConfig] = Field(description="The resolved config of each job it would create, in order.")
+    count: int = Field(description="How many jobs it would create.")
+    count_by_method: dict[str, int] = Field(description="The same count per method.")
+    skipped_duplicates: int = Field(
+        description="Combinations left out because they resolve to a config already made: by the same "
+        "sweep, or (adding jobs) by a job the experiment has."
+    )
 
 
 class JobWarning(BaseModel):
@@ -163,7 +300,7 @@ class ExperimentSummary(BaseModel):
     created_at: datetime
     job_count: int
     status_counts: dict[str, int]
-    search_status: Literal["running", "met", "closest"] | None = Field(
+    search_status: Literal["running", "met", "closest", "cancelled"] | None = Field(
         None, description="Where its budget search stands (null: a plain sweep)."
     )
     tags: list[str] = Field(default_factory=list)
@@ -220,7 +357,7 @@ class SearchPoint(BaseModel):
 class SearchState(BaseModel):
     """Where a budget search stands."""
 
-    status: Literal["running", "met", "closest"]
+    status: Literal["running", "met", "closest", "cancelled"]
     reason: str = Field(
         description="Why it stopped (met, or the closest job and why not), or what it waits for."
     )
@@ -246,6 +383,17 @@ class ExperimentOut(BaseModel):
     jobs: list[JobOut]
     points: list[PlotPoint]
     baseline_acc: float | None
+
+
+class ExperimentCancelled(BaseModel):
+    cancelled: list[int] = Field(description="The jobs this cancelled (those queued or running).")
+    experiment: ExperimentOut
+
+
+class JobsAdded(BaseModel):
+    created: list[JobOut]
+    skipped: int = Field(description="Combinations not created: the experiment already has their config.")
+    experiment: ExperimentOut
 
 
 class Health(BaseModel):

@@ -1,7 +1,8 @@
 """The `proxns` console script: one group; every command lives in a module of this package.
 
 ``train`` (offline training), ``serve`` (API + workers), ``worker`` (training workers), ``user``
-(users and API tokens) and the HTTP client ``submit``/``jobs``/``show``/``download``/``weights``. Importing the package never imports torch:
+(users and API tokens) and the HTTP client ``submit``/``jobs``/``show``/``download``/``weights``, and
+organising (``cancel``, ``tag``, ``note``, ``archive``, ``unarchive``, ``delete``, ``experiments``). Importing the package never imports torch:
 only ``proxns train`` loads the training code, when it runs.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from . import client, serve, train, user, weights, worker
+from . import client, organise, serve, train, user, weights, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,5 +29,6 @@ for _command in (
     client.show,
     client.download,
     weights.weights,
+    *organise.COMMANDS,
 ):
     main.add_command(_command)

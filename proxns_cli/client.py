@@ -134,7 +134,12 @@ def request(
     is_flag=True,
     help="For a budget search: wait until it ends and print its outcome (exit 0 met, 3 not met).",
 )
-def submit(config: str, server: str, token: str | None, as_json: bool, wait: bool) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="For an experiment file: print the jobs it would create, by method; create nothing.",
+)
+def submit(config: str, server: str, token: str | None, as_json: bool, wait: bool, dry_run: bool) -> None:
     """Submit a job: CONFIG is a JSON or YAML TrainConfig file ('-' reads stdin).
 
     A file with `name`, `base` and `sweep` keys creates an experiment (one job per sweep combination);
@@ -142,6 +147,17 @@ def submit(config: str, server: str, token: str | None, as_json: bool, wait: boo
     max_jobs, parallel}) an experiment that searches λ of its proxns base until a job meets the budget.
     """
     data = read_mapping(config, empty_ok=False)
+    if dry_run:
+        if not ("base" in data and "name" in data):
+            fail("--dry-run applies to experiment files (name, base, sweep or search)")
+        from .organise import print_plan  # here: organise imports this module
+
+        plan = request(server, "POST", "/api/experiments", token, json=data, params={"dry_run": "true"})
+        if as_json:
+            click.echo(json.dumps(plan, indent=2))
+        else:
+            print_plan(plan, "would create")
+        return
     if "base" in data and "name" in data:
         created = request(server, "POST", "/api/experiments", token, json=data)
         if as_json and not wait:
@@ -179,7 +195,7 @@ def _search_outcome(server: str, token: str | None, exp: dict, wait: bool, as_js
                 seen.add(p["job_id"])
                 shown = "—" if p["value"] is None else f"{100 * p['value']:.1f} %"
                 click.echo(f"job {p['job_id']}: λ {p['lam']:.4g} → {shown} ({p['status']})")
-        if state.get("status") in ("met", "closest"):
+        if state.get("status") in ("met", "closest", "cancelled"):
             break
         time.sleep(2)
     if as_json:
@@ -193,10 +209,73 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def percent(value: float | None) -> str:
+    """A fraction of the API (an accuracy, a pruned share) as people read it: ``98.3 %``."""
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
 def model_name(config: dict[str, Any]) -> str:
     """``vgg-19`` for the paper's networks, ``resnet18`` for a torchvision one (no depth)."""
     depth = config.get("depth")
     return config["arch"] if depth is None else f"{config['arch']}-{depth}"
+
+
+#: The job table's columns: heading, how a job fills it, left-aligned. Width, β, prune ratio, seed
+#: and epochs are there so that jobs of one sweep that differ only there can be told apart.
+JOB_COLUMNS: tuple[tuple[str, Any, bool], ...] = (
+    ("id", lambda j, c, r: str(j["id"]), False),
+    ("status", lambda j, c, r: _status(j), True),
+    ("method", lambda j, c, r: c["method"], True),
+    ("model", lambda j, c, r: model_name(c), True),
+    ("width", lambda j, c, r: "-" if c.get("depth") is None else _fmt(c.get("width"), "g"), False),
+    ("dataset", lambda j, c, r: c["dataset"], True),
+    ("lam", lambda j, c, r: _fmt(c.get("lam"), ".4g"), False),
+    ("beta", lambda j, c, r: _fmt(c.get("beta"), ".4g"), False),
+    ("ratio", lambda j, c, r: _fmt(c.get("prune_ratio"), ".4g"), False),
+    ("seed", lambda j, c, r: str(c.get("seed", "-")), False),
+    ("epochs", lambda j, c, r: _epochs(c), False),
+    ("acc_full", lambda j, c, r: percent(r.get("acc_full")), False),
+    ("acc_slim", lambda j, c, r: percent(r.get("acc_slim")), False),
+    ("acc_ft", lambda j, c, r: percent(r.get("acc_finetuned")), False),
+    ("pruned", lambda j, c, r: percent(r.get("pruned_fraction")), False),
+    ("", lambda j, c, r: _flags(j), True),
+)
+
+
+def _status(job: dict[str, Any]) -> str:
+    return f"running {100 * job['progress']:.0f} %" if job["status"] == "running" else job["status"]
+
+
+def _epochs(config: dict[str, Any]) -> str:
+    """Training epochs, with the fine-tuning epochs after a ``+`` (``20+5``)."""
+    extra = config.get("finetune_epochs") or 0
+    return f"{config['epochs']}+{extra}" if extra else str(config["epochs"])
+
+
+def _flags(job: dict[str, Any]) -> str:
+    """``! chance_accuracy`` for a job whose result a reader must not take at face value."""
+    codes = [w["code"] for w in job.get("warnings") or []]
+    return "! " + ", ".join(codes) if codes else ""
+
+
+def job_table(items: list[dict[str, Any]]) -> list[str]:
+    """The lines of a table of ``items`` (jobs as the API answers them), columns as wide as they need."""
+    rows = [[fill(j, j["config"], j["result"] or {}) for _, fill, _ in JOB_COLUMNS] for j in items]
+    widths = [max([len(head)] + [len(row[i]) for row in rows]) for i, (head, _, _) in enumerate(JOB_COLUMNS)]
+
+    def line(cells: list[str]) -> str:
+        text = "  ".join(
+            cell.ljust(w) if left else cell.rjust(w)
+            for cell, w, (_, _, left) in zip(cells, widths, JOB_COLUMNS, strict=True)
+        )
+        return text.rstrip()
+
+    out = [line([head for head, _, _ in JOB_COLUMNS])]
+    for job, row in zip(items, rows, strict=True):
+        out.append(line(row))
+        if job.get("waiting_reason"):
+            out.append(f"{'':>{widths[0]}}  waiting: {job['waiting_reason']}")
+    return out
 
 
 @click.command("jobs")
@@ -205,32 +284,59 @@ def model_name(config: dict[str, Any]) -> str:
 @click.option("--status", type=click.Choice(JOB_STATUSES))
 @click.option("--method", type=click.Choice(METHODS))
 @click.option("--experiment", "experiment_id", type=int, help="Only this experiment's jobs.")
+@click.option(
+    "--where",
+    help='Filter expression, e.g. "method = proxns and lam >= 0.1 and acc_slim > 0.95" '
+    "(fields: GET /api/meta, or the README's 'Finding jobs').",
+)
+@click.option(
+    "--sort", default="-id", show_default=True, help="A field to sort on; a leading - sorts descending."
+)
+@click.option("--tag", "tags", multiple=True, help="Only jobs with this tag (repeat: all of them).")
+@click.option("--archived", is_flag=True, help="Only archived jobs.")
+@click.option("--all", "show_all", is_flag=True, help="Archived jobs too.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip this many jobs.")
 def jobs(
     server: str,
     token: str | None,
     status: str | None,
     method: str | None,
     experiment_id: int | None,
+    where: str | None,
+    sort: str,
+    tags: tuple[str, ...],
+    archived: bool,
+    show_all: bool,
     limit: int,
+    offset: int,
 ) -> None:
-    """List jobs, newest first."""
-    params = {"status": status, "method": method, "experiment_id": experiment_id, "limit": limit}
+    """List jobs, newest first (or by --sort); accuracies in percent, `!` marks a warning."""
+    if archived and show_all:
+        fail("--archived (only archived jobs) and --all (archived ones too) exclude each other; give one")
+    params: dict[str, Any] = {
+        "status": status,
+        "method": method,
+        "experiment_id": experiment_id,
+        "where": where,
+        "sort": sort,
+        "tag": list(tags) or None,
+        "archived": "true" if archived else "all" if show_all else None,
+        "limit": limit,
+        "offset": offset or None,
+    }
     page = request(
         server, "GET", "/api/jobs", token, params={k: v for k, v in params.items() if v is not None}
     )
-    head = f"{'id':>5}  {'status':<9}  {'method':<8}  {'model':<18}  {'dataset':<11}  {'lam':>8}  {'progress':>8}"
-    click.echo(head + f"  {'acc_slim':>8}  {'pruned':>6}")
-    for j in page["items"]:
-        c, r = j["config"], j["result"] or {}
-        click.echo(
-            f"{j['id']:>5}  {j['status']:<9}  {c['method']:<8}  {model_name(c):<18}  {c['dataset']:<11}  "
-            f"{_fmt(c.get('lam'), '.4g'):>8}  {j['progress']:>8.0%}  {_fmt(r.get('acc_slim'), '.4f'):>8}  "
-            f"{_fmt(r.get('pruned_fraction'), '.1%'):>6}"
-        )
-        if j.get("waiting_reason"):
-            click.echo(f"{'':>5}  waiting: {j['waiting_reason']}")
-    click.echo(f"{len(page['items'])} of {page['total']} jobs")
+    for text in job_table(page["items"]):
+        click.echo(text)
+    shown = len(page["items"])
+    footer = f"{shown} of {page['total']} jobs"
+    if offset:
+        footer += f", from #{offset + 1}"
+    if offset + shown < page["total"]:
+        footer += f"; next page: --offset {offset + shown}"
+    click.echo(footer)
 
 
 @click.command("show")

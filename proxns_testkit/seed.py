@@ -62,14 +62,11 @@ def epochs_for(config: TrainConfig, final_acc: float, zero: float) -> list[Epoch
         finetune = e > config.epochs
         layers = None
         if not finetune:
+            zeros = [min(64, round(64 * zero * t * (0.5 + i / 4))) for i in range(4)]
+            # hist[0] counts the exact zeros, as the worker's layer_sparsity does; the rest sit in the top bin
             layers = [
-                LayerSparsity(
-                    name=f"features.{3 * i + 1}",
-                    total=64,
-                    zeros=min(64, round(64 * zero * t * (0.5 + i / 4))),
-                    hist=[0] * 16 + [64],
-                )
-                for i in range(4)
+                LayerSparsity(name=f"features.{3 * i + 1}", total=64, zeros=z, hist=[z] + [0] * 15 + [64 - z])
+                for i, z in enumerate(zeros)
             ]
         rows.append(
             EpochMetrics(

@@ -130,6 +130,8 @@ class ApiToken(Base):
 
 class Experiment(Base):
     __tablename__ = "experiments"
+    # SQLite: never hand a deleted experiment's id to a new one (Postgres sequences never do).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Who created it (null: made before users existed; only admins see those).
@@ -155,6 +157,8 @@ class Experiment(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # SQLite: never hand a deleted job's id to a new one; the id names its artifact folder and URLs.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Who submitted it (null: made before users existed, or by a store-level caller; only admins see those).

@@ -9,15 +9,19 @@ commits and then bumps the jobs' change counter.
 
 from __future__ import annotations
 
+import logging
 import math
+import shutil
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from proxns_core.spec import EpochMetrics, TrainConfig
@@ -38,6 +42,8 @@ from store.models import (
 #: Seconds an outbox row written by the API waits before a dispatcher may publish it: the API
 #: publishes it at once itself, and leaves it to the dispatchers only when that fails.
 IMMEDIATE_PUBLISH_WINDOW = timedelta(seconds=5)
+
+log = logging.getLogger("proxns.store")
 
 
 def commit_jobs(session: Session) -> None:
@@ -196,13 +202,42 @@ def write_metrics(
     truncate_after: int | None = None,
     progress: float | None = None,
     eta_seconds: float | None = None,
-) -> None:
+) -> bool:
     """Write epoch rows in one transaction; with ``truncate_after`` rows of later epochs are deleted.
 
     A resumed job writes its checkpoint's whole history with ``truncate_after`` = its last epoch: the
     checkpoint is the truth, so rows a crash left beyond it go and rows it missed come back. The
     job's ``epochs_done`` (and ``progress``) follow the last row written.
+
+    Returns False, writing nothing, when the job no longer exists (deleted while it ran: its rows
+    would violate the foreign key, and retrying them would never succeed).
     """
+    if not job_exists(session, job_id):
+        session.rollback()
+        return False
+    try:
+        _write_metrics(session, job_id, rows, truncate_after, progress, eta_seconds)
+    except IntegrityError:
+        session.rollback()
+        if not job_exists(session, job_id):  # deleted between the check and the write
+            session.rollback()
+            return False
+        raise
+    return True
+
+
+def job_exists(session: Session, job_id: int) -> bool:
+    return session.execute(select(Job.id).where(Job.id == job_id)).first() is not None
+
+
+def _write_metrics(
+    session: Session,
+    job_id: int,
+    rows: Iterable[EpochMetrics],
+    truncate_after: int | None,
+    progress: float | None,
+    eta_seconds: float | None,
+) -> None:
     if truncate_after is not None:
         session.execute(delete(Metric).where(Metric.job_id == job_id, Metric.epoch > truncate_after))
     last = None
@@ -449,3 +484,160 @@ def take_back_lost_jobs(
     if requeued or ended:
         commit_jobs(session)
     return requeued, ended
+
+
+# --------------------------------------------------------------------------- organising: labels, cancel, delete
+
+
+def update_labels(session: Session, model: type[Job] | type[Experiment], row_id: int, changes: dict) -> bool:
+    """Set tags / note / archived (and an experiment's name) of one job or experiment; False when it
+    does not exist. ``archived`` True keeps the first archiving time; False clears it."""
+    values = {k: v for k, v in changes.items() if k in ("tags", "note", "name")}
+    if "archived" in changes:
+        values["archived_at"] = func.coalesce(model.archived_at, utcnow()) if changes["archived"] else None
+    if not values:
+        return session.execute(select(model.id).where(model.id == row_id)).first() is not None
+    done = session.execute(update(model).where(model.id == row_id).values(**values)).rowcount
+    commit_jobs(session) if model is Job else session.commit()
+    return bool(done)
+
+
+def cancel_jobs(session: Session, job_ids: Iterable[int]) -> list[int]:
+    """Cancel many jobs at once as :func:`request_cancel` cancels one: queued ones end now, running
+    ones are flagged for their worker; finished ones are left alone. Returns the ids it cancelled."""
+    cancelled = _cancel_rows(session, list(job_ids))
+    commit_jobs(session)
+    return cancelled
+
+
+def _cancel_rows(session: Session, ids: list[int]) -> list[int]:
+    if not ids:
+        return []
+    now = utcnow()
+    queued = session.execute(
+        update(Job)
+        .where(Job.id.in_(ids), Job.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=now, eta_seconds=None)
+        .returning(Job.id)
+    ).scalars()
+    cancelled = set(queued)
+    # after the queued ones: a job a worker claimed in between is flagged here
+    running = session.execute(
+        update(Job)
+        .where(Job.id.in_(ids), Job.status == "running", Job.cancel_requested.is_(False))
+        .values(cancel_requested=True)
+        .returning(Job.id)
+    ).scalars()
+    return sorted(cancelled | set(running))
+
+
+def cancel_experiment(session: Session, experiment_id: int) -> list[int] | None:
+    """Cancel every queued and running job of an experiment, and stop its budget search (status
+    ``cancelled``; its round counter moves so that an advance raced by this one is rolled back).
+    Returns the ids of the jobs it cancelled, or None when the experiment does not exist."""
+    exp = session.execute(
+        select(Experiment).where(Experiment.id == experiment_id).with_for_update()
+    ).scalar_one_or_none()
+    if exp is None:
+        session.rollback()
+        return None
+    if exp.search and (exp.search_state or {}).get("status", "running") == "running":
+        state = {
+            **(exp.search_state or {}),
+            "status": "cancelled",
+            "reason": "cancelled: its queued and running jobs were cancelled",
+            "updated_at": utcnow().isoformat(),
+        }
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id)
+            .values(search_state=state, search_round=func.coalesce(Experiment.search_round, 0) + 1)
+            .execution_options(synchronize_session=False)
+        )
+    ids = session.execute(
+        select(Job.id).where(Job.experiment_id == experiment_id, Job.status.in_(("queued", "running")))
+    ).scalars()
+    cancelled = _cancel_rows(session, list(ids))
+    commit_jobs(session)  # also when nothing was cancelled: ends the lock and the search update
+    return cancelled
+
+
+def delete_jobs(session: Session, job_ids: Iterable[int], artifact_dir: str | Path) -> list[int]:
+    """Delete jobs with everything they own: queued and running ones are cancelled first (a worker
+    running one stops at its next heartbeat); then their metrics, results, artifact records, outbox
+    rows and the jobs go in one transaction; then each job's folder in the artifact store.
+
+    Returns the ids deleted (those that existed). A folder that cannot be removed is logged, not
+    raised: the rows are gone already, and a worker still writing there removes it when it stops.
+    """
+    ids = sorted(set(job_ids))
+    if not ids:
+        return []
+    cancel_jobs(session, ids)
+    deleted, files = _delete_job_rows(session, Job.id.in_(ids))
+    commit_jobs(session)
+    remove_job_files(artifact_dir, deleted, files)
+    return deleted
+
+
+def delete_experiment(session: Session, experiment_id: int, artifact_dir: str | Path) -> list[int] | None:
+    """Delete an experiment: its jobs as :func:`delete_jobs` does, then its row. Returns the ids of
+    the jobs deleted, or None when it does not exist."""
+    if cancel_experiment(session, experiment_id) is None:
+        return None
+    # Locked first (Postgres): a budget search advancing meanwhile either committed its jobs before
+    # (they are read below and deleted) or finds the experiment gone.
+    if (
+        session.execute(select(Experiment.id).where(Experiment.id == experiment_id).with_for_update()).first()
+        is None
+    ):
+        session.rollback()
+        return None
+    deleted, files = _delete_job_rows(session, Job.experiment_id == experiment_id)
+    session.execute(delete(Experiment).where(Experiment.id == experiment_id))
+    commit_jobs(session)
+    remove_job_files(artifact_dir, deleted, files)
+    return deleted
+
+
+def _delete_job_rows(session: Session, which: Any) -> tuple[list[int], list[str]]:
+    """Delete the rows of the jobs ``which`` selects and of their children (explicitly: both backends
+    alike, whatever their foreign keys cascade); returns their ids and their artifacts' locations.
+
+    The first statement writes, so on SQLite the write lock is held before the ids are read: a job
+    added meanwhile is either read and deleted here, or added after this transaction.
+    """
+    jobs = select(Job.id).where(which).scalar_subquery()
+    session.execute(delete(Outbox).where(Outbox.job_id.in_(jobs)))
+    ids = sorted(session.execute(select(Job.id).where(which)).scalars())
+    if not ids:
+        return [], []
+    files = list(session.execute(select(Artifact.location).where(Artifact.job_id.in_(ids))).scalars())
+    for table in (Metric, Result, Artifact):
+        session.execute(delete(table).where(table.job_id.in_(ids)))
+    session.execute(delete(Job).where(Job.id.in_(ids)))
+    return ids, files
+
+
+def remove_job_files(artifact_dir: str | Path, job_ids: Iterable[int], locations: Iterable[str] = ()) -> None:
+    """Remove each job's folder in the artifact store and any of its artifact files stored elsewhere
+    in the store; a missing folder is fine, files outside the store are never touched."""
+    root = Path(artifact_dir).resolve()
+    for job_id in job_ids:
+        _remove(root / str(job_id))
+    for location in locations:
+        path = (root / location).resolve()
+        if path.is_relative_to(root) and path != root and path.is_file():
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=False)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        pass  # never written, or removed by the worker meanwhile
+    except OSError as exc:
+        log.warning("could not remove %s from the artifact store: %s", path, exc)

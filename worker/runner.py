@@ -2,7 +2,9 @@
 
 Every exit path ends the job: succeeded (result and model files stored), cancelled (finished
 epochs kept), queued again (the worker is shutting down; the job resumes from its checkpoint
-elsewhere), or failed with the exception's message ("artifact store full" for a full disk).
+elsewhere), or failed with the exception's message ("artifact store full" for a full disk). A job
+deleted while it runs (``DELETE /api/jobs/{id}``) stops at its next heartbeat as a cancelled one
+would, writes nothing more, and its folder is removed once training has stopped (``deleted``).
 
 Liveness does not depend on step length: a heartbeat thread refreshes the job's heartbeat every
 ``heartbeat_every`` seconds, reads its cancel flag (so ``should_stop`` never touches the database)
@@ -33,7 +35,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from proxns_core import Callbacks, EpochMetrics, TrainConfig, TrainingStopped, export_slim, fit
 from store.models import Job
-from store.queries import claim_job, finish_job, heartbeat, requeue_job, save_result, write_metrics
+from store.queries import (
+    claim_job,
+    finish_job,
+    heartbeat,
+    job_exists,
+    requeue_job,
+    save_result,
+    write_metrics,
+)
 from store.settings import Settings
 from worker.fleet import pass_on
 
@@ -125,6 +135,8 @@ class JobCallbacks(Callbacks):
         #: Epochs fit reported (restored ones included): what a job abandoned mid-step has done.
         self.epochs_reported = 0
         self._cancelled = threading.Event()
+        #: Set once the store says the job no longer exists (deleted while it ran).
+        self.deleted = False
         self._done = threading.Event()
         self._wake = threading.Event()  # rows to write: the heartbeat thread writes them at once
         self._thread = threading.Thread(target=self._beat, name=f"proxns-heartbeat-{job_id}", daemon=True)
@@ -192,10 +204,16 @@ class JobCallbacks(Callbacks):
                 return True
             try:
                 with self.make_session() as s:
-                    write_metrics(s, self.job_id, rows, truncate, self.progress(), self.eta())
+                    written = write_metrics(s, self.job_id, rows, truncate, self.progress(), self.eta())
             except Exception as exc:  # noqa: BLE001 - kept for the next try
                 log.warning("job %s: %d epoch row(s) not written yet (%s)", self.job_id, len(rows), exc)
                 return False
+            if not written:  # the job was deleted: its rows have nowhere to go, and training stops
+                self.deleted = True
+                self._cancelled.set()
+                with self._lock:
+                    self._pending, self._truncate_after = [], None
+                return True
             with self._lock:
                 self._pending, self._truncate_after = self._pending[len(rows) :], None
                 return not self._pending
@@ -215,6 +233,8 @@ class JobCallbacks(Callbacks):
         except Exception as exc:  # noqa: BLE001 - training goes on; the next beat tries again
             log.warning("job %s: heartbeat failed (%s: %s)", self.job_id, type(exc).__name__, exc)
             return
+        if state is None:
+            self.deleted = True
         if state is None or state[1] or state[0] != "running":
             self._cancelled.set()  # cancel requested, deleted, or taken from us
         self.flush()
@@ -292,6 +312,24 @@ def _remove_checkpoints(job_dir: Path) -> None:
     shutil.rmtree(job_dir / "checkpoint", ignore_errors=True)
 
 
+def job_gone(make_session: sessionmaker[Session], job_id: int) -> bool:
+    """Whether the job's row is gone (deleted); False when the store cannot say (it is away)."""
+    try:
+        with make_session() as s:
+            return not job_exists(s, job_id)
+    except Exception as exc:  # noqa: BLE001 - unknown: keep what was written
+        log.warning("job %s: cannot tell whether it still exists (%s)", job_id, exc)
+        return False
+
+
+def _remove_if_deleted(make_session: sessionmaker[Session], job_id: int, job_dir: Path) -> None:
+    """After a job ended here: when it was deleted meanwhile (DELETE /api/jobs/{id} removes its folder,
+    but this worker may have written checkpoints or model files after that), remove what it left."""
+    if job_dir.exists() and job_gone(make_session, job_id):
+        shutil.rmtree(job_dir, ignore_errors=True)
+        log.info("job %s was deleted while it ran; its folder %s is removed", job_id, job_dir)
+
+
 def run_job(
     job_id: int,
     settings: Settings,
@@ -343,7 +381,8 @@ def run_job(
         with make_session() as s:
             if not claim_job(s, job_id, worker_host(), device):
                 return None
-            return s.get(Job, job_id, populate_existing=True).attempts
+            job = s.get(Job, job_id, populate_existing=True)
+            return None if job is None else job.attempts  # None: deleted right after the claim
 
     # A job only another live worker can run (its device, data set) goes back unclaimed (worker/fleet.py).
     if config is not None and pass_on(job_id, stored, settings, make_session, requeue):
@@ -431,11 +470,19 @@ def run_job(
                 )
                 return "queued"
             return "cancelled"
+        if callbacks.deleted or job_gone(make_session, job_id):
+            log.info("job %s was deleted after %s epochs; stopped", job_id, stop.epochs_done)
+            return "deleted"
         end("cancelled")
         log.info("job %s cancelled after %s epochs", job_id, stop.epochs_done)
         return "cancelled"
     except Exception as exc:
         callbacks.stop()
+        if callbacks.deleted or job_gone(make_session, job_id):
+            # Deleted while it ran: its folder may have vanished under it (a failed write) and its
+            # rows cannot be written; nothing to report.
+            log.info("job %s was deleted while it ran; stopped (%s: %s)", job_id, type(exc).__name__, exc)
+            return "deleted"
         if disk_full(exc, Path(settings.artifact_dir)):
             log.error("job %s failed: %s (%s)", job_id, DISK_FULL, exc)
             shutil.rmtree(job_dir, ignore_errors=True)  # its partial files; frees what it can
@@ -451,6 +498,7 @@ def run_job(
     finally:
         callbacks.stop()
         _after_abandoned_step(training, job_id, shutting_down)
+        _remove_if_deleted(make_session, job_id, job_dir)
 
 
 def _after_abandoned_step(training: TrainingThread, job_id: int, shutting_down: Callable[[], bool]) -> None:

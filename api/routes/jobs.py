@@ -8,7 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path as FilePath
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import can_see, owned, require_user
 from api.deps import get_db, get_queue, get_settings
-from api.errors import error_responses
+from api.errors import clean_text, error_responses, validation_response
 from api.idempotency import idempotency_key_header, idempotent
 from api.limits import check_queue_room
 from api.queue import JobQueue
@@ -39,6 +39,8 @@ from api.schemas import (
 )
 from api.submission import check_submission, publish_now
 from proxns_core.spec import ARTIFACT_FORMATS, FINISHED_STATUSES, TrainConfig
+from store.filter import MAX_LENGTH as MAX_FILTER_LENGTH
+from store.filter import FilterError, has_tag, parse_filter, sort_column, text_search
 from store.models import Artifact, Job, Metric, Result
 from store.queries import create_jobs, jobs_version, request_cancel
 from store.settings import Settings
@@ -175,18 +177,74 @@ def create_job(
     return idempotent(db, settings, "/api/jobs", user.id, idempotency_key, payload, create, replay)
 
 
-@router.get("", response_model=JobList, summary="List jobs, newest first")
+#: Most ``tag`` parameters one list request may name (a job holds at most 20 tags).
+MAX_TAG_PARAMS = 20
+#: Longest ``q``.
+MAX_Q_LENGTH = 200
+#: Longest ``where`` parsed on the event loop (longer ones go to a worker thread).
+INLINE_PARSE_CHARS = 200
+
+
+@router.get(
+    "",
+    response_model=JobList,
+    summary="List jobs: filter, sort, page",
+    description="Filters combine with AND. ``where`` is an expression of the filter language over any "
+    "job, config, result or derived field (``method = proxns and lam >= 0.1 and acc_slim > 0.95``; "
+    "GET /api/meta lists the fields under ``filter``); a bad one is a 422 whose ``ctx`` gives the "
+    "0-based ``position`` and ``length`` of the offending part and what was ``expected`` or the "
+    "``fields``. ``sort`` names any such field (``-`` prefix: descending; jobs without a value last; "
+    "ties newest first). Archived jobs are hidden unless ``archived`` is true or all.",
+)
 async def list_jobs(
     request: Request,
     status: Status | None = None,
     method: MethodName | None = None,
     experiment_id: int | None = Query(None, ge=1, le=MAX_ID),
+    where: str | None = Query(
+        None,
+        max_length=MAX_FILTER_LENGTH,
+        description="Filter expression, e.g. method = proxns and lam >= 0.1.",
+    ),
+    sort: str = Query("-id", max_length=100, description="A field name; a leading - sorts descending."),
+    tag: list[str] = Query([], description="Only jobs with this tag (repeat for several: all of them)."),
+    q: str | None = Query(
+        None, max_length=MAX_Q_LENGTH, description="Text the note or a tag holds (ignoring case)."
+    ),
+    archived: Literal["false", "true", "all"] = Query(
+        "false", description="false: hide archived jobs; true: only archived ones; all."
+    ),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_ID),
     user: Principal = Depends(require_user),
 ) -> Response:
+    # Blank means "not given" (a dashboard sends its empty boxes as they are).
+    where = where if where and where.strip() else None
+    q = q if q and q.strip() else None
+    sort = sort.strip() or "-id"
+    # Checked before the cache: a bad expression is a 422 however often it is sent. Parsing never
+    # touches the database and is cached; a short expression parses in well under a millisecond,
+    # a long one (up to ~10 ms at 2000 characters) is parsed off the event loop.
+    if where is not None and len(where) > INLINE_PARSE_CHARS:
+        problem = await run_in_threadpool(_list_problem, where, sort, tag, q)
+    else:
+        problem = _list_problem(where, sort, tag, q)
+    if problem is not None:
+        return problem
     # Pages are per owner (None: an admin's page of every job).
-    key = (None if user.is_admin else user.id, status, method, experiment_id, limit, offset)
+    key = (
+        None if user.is_admin else user.id,
+        status,
+        method,
+        experiment_id,
+        limit,
+        offset,
+        where,
+        sort,
+        tuple(tag),
+        q,
+        archived,
+    )
     # The one-row version read runs off the event loop (a slow database must not stall other
     # requests), shared by every request that arrived before it began (see VersionReader).
     # Read before rendering: a change committed meanwhile can only make the page look stale.
@@ -196,6 +254,42 @@ async def list_jobs(
     if body is None:
         body = await pages.render_once(request.app.state.sessionmaker, key, version)
     return Response(body, media_type="application/json")
+
+
+def _list_problem(where: str | None, sort: str, tags: list[str], q: str | None) -> JSONResponse | None:
+    """A 422 for a bad ``where``, ``sort``, ``tag`` or ``q``; None when all are good."""
+    try:
+        if where is not None:
+            parse_filter(where)
+    except FilterError as exc:
+        return filter_error("where", exc)
+    try:
+        sort_column(sort)
+    except FilterError as exc:
+        return filter_error("sort", exc)
+    errors = []
+    if len(tags) > MAX_TAG_PARAMS:
+        errors.append((["query", "tag"], f"at most {MAX_TAG_PARAMS} tags, got {len(tags)}"))
+    errors += [(["query", "tag", i], text_problem(t)) for i, t in enumerate(tags) if text_problem(t)]
+    if q is not None and text_problem(q):
+        errors.append((["query", "q"], text_problem(q)))
+    if errors:
+        return validation_response([{"loc": loc, "msg": msg, "type": "value_error"} for loc, msg in errors])
+    return None
+
+
+def filter_error(param: str, exc: FilterError) -> JSONResponse:
+    """The 422 of a refused filter expression or sort: FastAPI's shape, with ``ctx`` saying where
+    (``position``, ``length``) and what could stand there (``expected``) or the ``fields``."""
+    detail = {"loc": ["query", param], "msg": clean_text(exc.message), "type": exc.kind, "ctx": exc.ctx()}
+    return JSONResponse({"detail": [detail]}, status_code=422)
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be searched for: control characters (Postgres refuses NUL in text)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return "must not contain control characters (such as NUL)"
+    return None
 
 
 class VersionReader:
@@ -276,8 +370,14 @@ def render_job_page(
     experiment_id: int | None,
     limit: int,
     offset: int,
+    where: str | None = None,
+    sort: str = "-id",
+    tags: tuple[str, ...] = (),
+    q: str | None = None,
+    archived: str = "false",
 ) -> bytes:
-    """One page of the job list as JSON; ``owner_id`` None lists every owner's jobs."""
+    """One page of the job list as JSON; ``owner_id`` None lists every owner's jobs. ``where`` and
+    ``sort`` were checked by the route (a :class:`FilterError` here would be a bug)."""
     filters = []
     if owner_id is not None:
         filters.append(Job.owner_id == owner_id)
@@ -287,12 +387,23 @@ def render_job_page(
         filters.append(Job.method == method)
     if experiment_id is not None:
         filters.append(Job.experiment_id == experiment_id)
-    total = db.scalar(select(func.count(Job.id)).where(*filters))
+    if archived == "false":
+        filters.append(Job.archived_at.is_(None))
+    elif archived == "true":
+        filters.append(Job.archived_at.is_not(None))
+    filters += [has_tag(t) for t in dict.fromkeys(tags)]
+    if q is not None:
+        filters.append(text_search(q))
+    if where is not None:
+        filters.append(parse_filter(where))
+    total = db.scalar(
+        select(func.count(Job.id)).select_from(Job).outerjoin(Result, Result.job_id == Job.id).where(*filters)
+    )
     rows = db.execute(
         select(Job, Result)
         .outerjoin(Result, Result.job_id == Job.id)
         .where(*filters)
-        .order_by(Job.id.desc())
+        .order_by(*sort_column(sort))
         .limit(limit)
         .offset(offset)
     ).all()
@@ -388,3 +499,52 @@ def download_artifact(
         else "application/octet-stream",
         filename=artifact.name,
     )
+
+
+# --------------------------------------------------------------------------- organising (PATCH, DELETE)
+
+from api.schemas import Labels  # noqa: E402 - the organising routes' own imports, kept with them
+from store.queries import delete_jobs, update_labels  # noqa: E402
+
+
+@router.patch(
+    "/{job_id}",
+    response_model=JobOut,
+    summary="Tag, note or archive a job",
+    description="Changes only the fields sent: ``tags`` (the whole list; at most 20, each 1 to 40 "
+    "characters without commas or control characters, duplicates dropped), ``note`` (at most 10 000 "
+    "characters), ``archived`` (true hides the job from default lists). 422 names the field.",
+    responses=error_responses(404, 413, 415),
+)
+def patch_job(
+    body: Labels,
+    job_id: int = JobId,
+    db: Session = Depends(get_db),
+    user: Principal = Depends(require_user),
+) -> JSONResponse:
+    visible_job(db, job_id, user)
+    db.rollback()  # end the read transaction before the write
+    if not update_labels(db, Job, job_id, body.changes()):
+        raise not_found(job_id)
+    return JSONResponse(load_job(db, job_id, user))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    summary="Delete a job and its files",
+    description="A queued or running job is cancelled first (its worker stops and writes nothing "
+    "more); then its metrics, result, model files and the job itself are gone for good.",
+    responses=error_responses(404),
+)
+def delete_job(
+    job_id: int = JobId,
+    db: Session = Depends(get_db),
+    settings: Settings = Depends(get_settings),
+    user: Principal = Depends(require_user),
+) -> Response:
+    visible_job(db, job_id, user)
+    db.rollback()
+    if not delete_jobs(db, [job_id], settings.artifact_dir):
+        raise not_found(job_id)
+    return Response(status_code=204)

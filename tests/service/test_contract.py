@@ -319,3 +319,19 @@ def test_api_and_http_client_commands_run_without_importing_torch(tmp_path: Path
     assert "job 1 queued" in proc.stdout
     assert "1 of 1 jobs" in proc.stdout  # `proxns jobs` listed it
     assert "torch loaded: False proxns_core.train loaded: False" in proc.stdout
+
+
+def test_meta_serves_the_forms_dataset_suggestions_from_the_spec(api) -> None:
+    """The forms' per-dataset start comes from the server (the dashboard holds no table of its own):
+    each suggestion is a valid config for its data set, λ on each method's scale."""
+    from proxns_core.spec import DATASET_SUGGESTIONS, TrainConfig
+
+    served = api.get("/api/meta").json()["dataset_suggestions"]
+    assert served == DATASET_SUGGESTIONS
+    assert served["digits"]["lam"] == {"proxns": 0.5, "ns": 0.02}
+    for dataset, table in served.items():
+        fields = {k: v for k, v in table.items() if k != "lam"}
+        for method, lam in table.get("lam", {"proxns": None}).items():
+            extra = {"lam": lam} if lam is not None else {}
+            config = TrainConfig.model_validate({"dataset": dataset, "method": method, **fields, **extra})
+            assert (config.epochs, config.depth) == (table["epochs"], table["depth"])
