@@ -17,10 +17,11 @@ from api.auth import Authenticate, TokenCache
 from api.deps import API_DEPENDENCIES
 from api.docs import add_offline_docs
 from api.errors import error_responses, validation_error_handler
+from api.events import EventHub
 from api.fleet import FleetCache
 from api.limits import UPLOAD_PATHS, RequestLimits
 from api.queue import JobQueue
-from api.routes import experiments, health, jobs, me, meta, weights
+from api.routes import events, experiments, health, jobs, me, meta, weights
 from api.routes.jobs import RenderedPages
 from api.routes.meta import DatasetStatuses
 from store.db import make_engine, make_sessionmaker
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reconciler = Reconciler(app.state.sessionmaker, settings, app.state.queue.publish).start()
         quiet_garbage_collector()
         yield
+        await app.state.events.close()
         reconciler.stop()
         app.state.queue.close()
         app.state.engine.dispose()
@@ -85,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     }
     app.state.engine = make_engine(settings.database_url, **timeouts)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
-    # Used only on the event loop (one request at a time), for the job list's change counter.
+    # For the jobs' change counter: the job list's reads and the event watcher's (api/events.py).
     # No pre-ping here (a round trip per request): list_jobs retries a dropped connection once.
     app.state.version_engine = make_engine(settings.database_url, pool_size=1, pre_ping=False, **timeouts)
     app.state.queue = JobQueue(settings)
@@ -95,8 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     # The live workers (what they can run), read at most once per fleet_cache_seconds; sessions find it.
     app.state.fleet = FleetCache.attach(app.state.sessionmaker, settings)
+    # GET /api/events: one watcher of the jobs per app, fanning changes out to the open streams.
+    app.state.events = EventHub(app.state.sessionmaker, app.state.version_engine)
 
-    for module in (jobs, experiments, meta, me, weights):
+    for module in (jobs, experiments, meta, me, weights, events):
         app.include_router(module.router, dependencies=API_DEPENDENCIES, responses=error_responses(401))
     app.include_router(health.router)
     # 422s name the field without echoing megabytes of input; bodies are bounded before routing.

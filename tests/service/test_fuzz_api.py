@@ -35,7 +35,9 @@ def test_fuzzed_requests_never_get_a_5xx_and_always_match_the_schema(tmp_path: P
             "Authorization": client.headers["Authorization"]
         }  # the token the OpenAPI's bearer scheme asks for
         client.post("/api/jobs", json={"dataset": "synthetic", "arch": "vgg", "depth": 11, "epochs": 2})
-        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        # /api/events is a stream that never ends: each example would wait out the request timeout
+        # (tests/service/test_events.py covers it, with its 404s and 422s)
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path="/api/events")
         sent: list[tuple[str, int]] = []
 
         for result in schema.get_all_operations():
