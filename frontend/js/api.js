@@ -11,18 +11,21 @@ export class ApiError extends Error {
 }
 
 /** A 401 anywhere but the sign-in check: open the sign-in page, coming back here afterwards. */
-function toSignIn() {
+export function toSignIn() {
   if (typeof location === "undefined") return;
   const target = signInHash(location.hash);
   if (location.hash !== target) location.hash = target;
 }
 
 /**
+ * One JSON request with the stored token; errors as ApiError (status 0: the server is unreachable).
  * `token` overrides the stored one (the sign-in check); `redirect: false` keeps a 401 from opening
- * the sign-in page. The token itself is never cleared here.
+ * the sign-in page; `signal` aborts it (the AbortError is thrown as it is). The token itself is
+ * never cleared here.
  */
-async function request(method, path, body, { token = getToken(), redirect = true } = {}) {
+export async function request(method, path, body, { token = getToken(), redirect = true, signal } = {}) {
   const init = { method, headers: { Accept: "application/json" } };
+  if (signal) init.signal = signal;
   const auth = authHeader(token);
   if (auth) init.headers.Authorization = auth;
   if (typeof Blob !== "undefined" && body instanceof Blob) {
@@ -37,6 +40,7 @@ async function request(method, path, body, { token = getToken(), redirect = true
   try {
     response = await fetch(path, init);
   } catch (err) {
+    if (err?.name === "AbortError") throw err;
     throw new ApiError(0, `cannot reach the server (${err.message})`);
   }
   const text = await response.text();
@@ -90,6 +94,9 @@ function query(params) {
   return str ? `?${str}` : "";
 }
 
+const jobPath = (id) => `/api/jobs/${encodeURIComponent(id)}`;
+const experimentPath = (id) => `/api/experiments/${encodeURIComponent(id)}`;
+
 export const api = {
   /** Who `token` (default: the stored one) belongs to; a 401 here never redirects. */
   me: (token) => request("GET", "/api/me", undefined, { token: token ?? getToken(), redirect: false }),
@@ -107,6 +114,21 @@ export const api = {
   /** Upload a state_dict file for the network `params` names ({arch, depth?, width?, num_classes, name?}). */
   uploadWeights: (file, params) => request("POST", `/api/weights${query(params)}`, file),
   deleteWeights: (id) => request("DELETE", `/api/weights/${encodeURIComponent(id)}`),
+  /** PATCH /api/jobs/{id} with {tags?, note?, archived?}: the job as it is now. */
+  patchJob: (id, body) => request("PATCH", jobPath(id), body),
+  /** DELETE /api/jobs/{id}: cancels it first when it runs; its rows and files go. */
+  deleteJob: (id) => request("DELETE", jobPath(id)),
+  /** PATCH /api/experiments/{id} with {name?, tags?, note?, archived?}. */
+  patchExperiment: (id, body) => request("PATCH", experimentPath(id), body),
+  /** DELETE /api/experiments/{id}: all its jobs, then the experiment. */
+  deleteExperiment: (id) => request("DELETE", experimentPath(id)),
+  /** POST /api/experiments/{id}/cancel: its queued and running jobs; {cancelled: [ids]}. */
+  cancelExperiment: (id) => request("POST", `${experimentPath(id)}/cancel`, {}),
+  /** POST /api/experiments/{id}/jobs: more jobs for an experiment; `dryRun` only counts them. */
+  addJobs: (id, body, { dryRun = false, signal } = {}) =>
+    request("POST", `${experimentPath(id)}/jobs${dryRun ? "?dry_run=true" : ""}`, body, { signal }),
+  /** POST /api/experiments?dry_run=true: how many jobs a new experiment would make, nothing stored. */
+  dryRunExperiment: (body, { signal } = {}) => request("POST", "/api/experiments?dry_run=true", body, { signal }),
 };
 
 /** Cache of GET /api/meta: it only changes when the server restarts. */

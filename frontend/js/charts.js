@@ -369,6 +369,40 @@ export function scatterYRange(points, baseline) {
   return [Math.max(0, lo - pad), Math.min(1, hi + pad)];
 }
 
+function quantile(sorted, q) {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+/**
+ * The points that set the y range: not flagged at chance accuracy (`flagged`), and not far below the
+ * rest (more than 3 interquartile ranges, at least 6 points, under the lower quartile), so one
+ * collapsed run does not squash the 96–100 % band. All points when that would leave none.
+ */
+export function bulkPoints(points) {
+  const kept = points.filter((p) => !p.flagged);
+  let bulk = kept.length ? kept : points;
+  if (bulk.length >= 4) {
+    const ys = bulk.map((p) => p.y).sort((a, b) => a - b);
+    const q1 = quantile(ys, 0.25);
+    const fence = q1 - 3 * Math.max(quantile(ys, 0.75) - q1, 0.02);
+    bulk = bulk.filter((p) => p.y >= fence);
+  }
+  return bulk;
+}
+
+/**
+ * The y ticks of the scatter plot and the points that fall below them (drawn pinned to the bottom
+ * edge with their value): the range covers the bulk of the points and the baseline.
+ */
+export function scatterYAxis(points, baseline) {
+  const yTicks = niceTicks(...scatterYRange(bulkPoints(points), baseline), 5);
+  const below = new Set(points.filter((p) => p.y < yTicks[0] - 1e-12).map((p) => p.job_id));
+  return { yTicks, below };
+}
+
 /** The baseline's accuracy as a dashed line across the plot. */
 function baselineLine(baseline, y, { margin, width }) {
   return s(
@@ -392,88 +426,335 @@ function baselineLine(baseline, y, { margin, width }) {
 }
 
 const OTHER_METHOD_STYLE = { color: "#7c3aed", marker: "diamond" };
+export const CHANCE_COLOR = "#dc2626";
+const INACTIVE_COLOR = "#9ca3af";
+/** Opacity of a marker that another job of its method beats on both axes. */
+export const DOMINATED_OPACITY = 0.3;
 
-/** One job's marker: focusable, reporting hover, focus and Enter/click to `onPoint`. */
-function pointMarker(p, { x, y }, onPoint) {
+/** How a point's marker looks: its method's shape; hollow red at chance, grey when inactive. */
+function markerLook(p, frontierMode) {
   const style = METHOD_STYLE[p.method] || OTHER_METHOD_STYLE;
+  if (p.active === false) return { shape: style.marker, color: INACTIVE_COLOR, extra: { opacity: 0.45 } };
+  const extra = frontierMode && p.frontier === false ? { opacity: DOMINATED_OPACITY } : {};
+  if (p.flagged) return { shape: style.marker, color: "#ffffff", extra: { ...extra, stroke: CHANCE_COLOR, "stroke-width": 2 } };
+  return { shape: style.marker, color: style.color, extra };
+}
+
+function pointAriaLabel(p, { xShort, pinned, selectable }) {
+  const parts = [`${p.method} job ${p.job_id}: ${(p.y * 100).toFixed(1)} % accuracy at ${(p.x * 100).toFixed(1)} % ${xShort}`];
+  if (p.lam !== null && p.lam !== undefined) parts.push(`λ ${p.lam}`);
+  if (pinned) parts.push("below the axis, drawn at its bottom edge");
+  if (p.frontier === true) parts.push("on the frontier");
+  else if (p.frontier === false && p.active !== false) parts.push("dominated");
+  if (p.active === false) parts.push("outside the brushed ranges");
+  if (p.flagged) parts.push("at chance accuracy");
+  return `${parts.join("; ")}; press Enter to open${selectable ? ", S to select for comparison" : ""}`;
+}
+
+/**
+ * One job's marker at (cx, cy): focusable, reporting hover, focus, open and (when `selectable`) select
+ * to `onPoint`. A button: a selectable one is a toggle whose `aria-pressed` says whether its job is
+ * selected for comparison (false here; the page sets it, see experiments.js markSelected).
+ */
+function pointMarker(p, cx, cy, { onPoint, frontierMode, xShort, pinned, selectable }) {
+  const look = markerLook(p, frontierMode);
   const g = s("g", {
-    class: "point",
+    class: `point${p.method === "baseline" ? " baseline-point" : ""}`,
     tabindex: 0,
-    role: "link",
+    role: "button",
     cursor: "pointer",
     "data-job-id": p.job_id,
-    "aria-label": `${p.method} job ${p.job_id}: ${(p.y * 100).toFixed(1)} % accuracy at ${(p.x * 100).toFixed(1)} % pruned; press Enter to open`,
+    "data-frontier": frontierMode ? String(p.frontier === true) : null,
+    "aria-pressed": selectable ? "false" : null,
+    "aria-label": pointAriaLabel(p, { xShort, pinned, selectable }),
   });
-  g.append(marker(style.marker, x(p.x), y(p.y), 6, style.color));
+  g.append(marker(look.shape, cx, cy, p.method === "baseline" ? 7 : 6, look.color, look.extra));
   if (!onPoint) return g;
   for (const [event, kind] of [
     ["mouseenter", "enter"],
     ["focus", "enter"],
     ["mouseleave", "leave"],
     ["blur", "leave"],
-    ["click", "open"],
   ]) {
     g.addEventListener(event, (ev) => onPoint(kind, p, g, ev));
   }
+  g.addEventListener("click", (ev) => onPoint(ev.shiftKey && selectable ? "select" : "open", p, g, ev));
   g.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" || ev.key === " ") {
       ev.preventDefault();
       onPoint("open", p, g, ev);
+    } else if (selectable && (ev.key === "s" || ev.key === "S")) {
+      ev.preventDefault();
+      onPoint("select", p, g, ev);
     }
   });
   return g;
 }
 
 /** Markers on the same spot: the group's count beside the topmost one. */
-function overlapCounts(points, { x, y }) {
+function overlapCounts(points, pos) {
   const counted = new Set();
   const labels = [];
   for (const p of [...points].reverse()) {
     if (!p.overlaps?.length || counted.has(p.job_id)) continue;
     for (const id of [p.job_id, ...p.overlaps]) counted.add(id);
+    const [cx, cy] = pos(p);
     labels.push(
-      s("text", { x: x(p.x) + 9, y: y(p.y) - 7, fill: TEXT, "font-size": 11, "aria-hidden": "true" }, `×${p.overlaps.length + 1}`),
+      s(
+        "text",
+        { x: cx + 9, y: cy - 7, fill: TEXT, "font-size": 11, "aria-hidden": "true", "pointer-events": "none" },
+        `×${p.overlaps.length + 1}`,
+      ),
     );
   }
   return labels;
 }
 
-/** One legend entry per method plotted, with its marker. */
-function methodLegendItems(points) {
-  return [...new Set(points.map((p) => p.method))].map((m) => {
+/** One legend entry per method plotted, with its marker; then the frontier's conventions in use. */
+function methodLegendItems(points, { frontierMode, inactiveNote }) {
+  const items = [...new Set(points.map((p) => p.method))].map((m) => {
     const style = METHOD_STYLE[m] || OTHER_METHOD_STYLE;
     return { name: methodLabel(m), swatch: (lx, ly) => marker(style.marker, lx + 4, ly + 4, 5, style.color) };
   });
+  if (frontierMode && points.some((p) => p.frontier === false && p.active !== false)) {
+    items.push({
+      name: "dominated",
+      swatch: (lx, ly) => s("circle", { cx: lx + 4, cy: ly + 4, r: 5, fill: AXIS, opacity: DOMINATED_OPACITY }),
+    });
+  }
+  if (points.some((p) => p.flagged)) {
+    items.push({
+      name: "chance level",
+      swatch: (lx, ly) => s("circle", { cx: lx + 4, cy: ly + 4, r: 4.5, fill: "#ffffff", stroke: CHANCE_COLOR, "stroke-width": 2 }),
+    });
+  }
+  if (points.some((p) => p.active === false)) {
+    items.push({
+      name: `${inactiveNote} (not in frontiers)`,
+      swatch: (lx, ly) => s("circle", { cx: lx + 4, cy: ly + 4, r: 5, fill: INACTIVE_COLOR }),
+    });
+  }
+  return items;
+}
+
+function boxesOverlap(a, b) {
+  return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
 }
 
 /**
- * The headline plot: accuracy (y) against pruned share (x), one marker per job.
- * points: [{job_id, method, x, y, ...}]; baseline: accuracy or null.
- * Calls onPoint(kind, point, element, event) for "enter", "leave" and "open".
+ * Where to write a short label beside each marker without covering another label or marker:
+ * right, left, above or below it, the first that fits inside `bounds`; null when none does.
+ * anchors: [{x, y, text, r?}] in pixels, in priority order; returns [{x, y, anchor} | null] with
+ * (x, y) the text's start/end point on its baseline. Text width is estimated at `charWidth` per char.
  */
-export function scatterPlot({ points, baseline, yLabel, onPoint, width = 720, height = 420 }) {
-  const svg = frame({ width, height, title: "Test accuracy against the share of channels pruned", desc: `${points.length} finished jobs` });
-  const margin = { top: 40, right: 24, bottom: 48, left: 62 };
-  const xTicks = niceTicks(0, Math.max(0.1, ...points.map((p) => p.x)) * 1.05, 6).filter((t) => t <= 1.0001);
-  const yTicks = niceTicks(...scatterYRange(points, baseline), 5);
-  const pctFmt = (v) => `${Math.round(v * 1000) / 10}`;
-  const scales = axes(svg, {
+export function placeLabels(anchors, { bounds, charWidth = 6, lineHeight = 11, gap = 3 } = {}) {
+  const taken = anchors.map((a) => {
+    const r = a.r ?? 6;
+    return { x0: a.x - r, x1: a.x + r, y0: a.y - r, y1: a.y + r };
+  });
+  const inside = (b) => !bounds || (b.x0 >= bounds.x0 && b.x1 <= bounds.x1 && b.y0 >= bounds.y0 && b.y1 <= bounds.y1);
+  return anchors.map((a) => {
+    const r = a.r ?? 6;
+    const w = a.text.length * charWidth;
+    const half = lineHeight / 2;
+    const candidates = [
+      {
+        x: a.x + r + gap,
+        y: a.y + half - 2,
+        anchor: "start",
+        box: { x0: a.x + r + gap, x1: a.x + r + gap + w, y0: a.y - half, y1: a.y + half },
+      },
+      {
+        x: a.x - r - gap,
+        y: a.y + half - 2,
+        anchor: "end",
+        box: { x0: a.x - r - gap - w, x1: a.x - r - gap, y0: a.y - half, y1: a.y + half },
+      },
+      {
+        x: a.x,
+        y: a.y - r - gap - 1,
+        anchor: "middle",
+        box: { x0: a.x - w / 2, x1: a.x + w / 2, y0: a.y - r - gap - lineHeight, y1: a.y - r - gap },
+      },
+      {
+        x: a.x,
+        y: a.y + r + gap + lineHeight - 2,
+        anchor: "middle",
+        box: { x0: a.x - w / 2, x1: a.x + w / 2, y0: a.y + r + gap, y1: a.y + r + gap + lineHeight },
+      },
+    ];
+    const spot = candidates.find((c) => inside(c.box) && !taken.some((t) => boxesOverlap(t, c.box)));
+    if (!spot) return null;
+    taken.push(spot.box);
+    return { x: spot.x, y: spot.y, anchor: spot.anchor };
+  });
+}
+
+/** "λ 0.5" for a point with a λ; "" for one without (baseline). */
+export function lamLabel(p) {
+  if (p.lam === null || p.lam === undefined) return "";
+  return `λ ${Number(p.lam.toPrecision(3))}`;
+}
+
+/** λ labels beside the markers, placed so they do not overlap; frontier points get first pick. */
+function lamLabels(points, pos, bounds, pinned) {
+  // a pinned point's note names its λ already
+  const order = [...points]
+    .filter((p) => lamLabel(p) && !pinned.has(p.job_id))
+    .sort((a, b) => Number(b.frontier === true) - Number(a.frontier === true));
+  const anchors = order.map((p) => {
+    const [x, y] = pos(p);
+    return { x, y, text: lamLabel(p), r: 6 };
+  });
+  // the "×2" of markers on one spot sits up and right of them: keep labels off it
+  const counts = points
+    .filter((p) => p.overlaps?.length)
+    .map((p) => {
+      const [x, y] = pos(p);
+      return { x: x + 17, y: y - 11, text: "", r: 8 };
+    });
+  const spots = placeLabels([...anchors, ...counts], { bounds }).slice(0, anchors.length);
+  const g = s("g", { class: "lam-labels", "aria-hidden": "true", "pointer-events": "none" });
+  order.forEach((p, i) => {
+    const spot = spots[i];
+    if (!spot) return;
+    g.append(
+      s(
+        "text",
+        {
+          x: spot.x.toFixed(1),
+          y: spot.y.toFixed(1),
+          "text-anchor": spot.anchor,
+          "font-size": 10,
+          fill: AXIS,
+          opacity: p.active === false ? 0.5 : 1,
+        },
+        anchors[i].text,
+      ),
+    );
+  });
+  return g;
+}
+
+/**
+ * Each method's frontier: a line through its non-dominated points, in x order. Points pinned below
+ * the axis (always the front's last ones: the lowest accuracy) are joined by a dashed line, since
+ * their drawn height is not their value.
+ */
+function frontierLines(points, pos, pinned) {
+  const g = s("g", { class: "frontiers", "pointer-events": "none" });
+  const path = (pts) =>
+    pts
+      .map((p) =>
+        pos(p)
+          .map((v) => v.toFixed(1))
+          .join(","),
+      )
+      .join(" ");
+  const methods = [...new Set(points.filter((p) => p.frontier === true).map((p) => p.method))];
+  for (const m of methods) {
+    const front = points.filter((p) => p.frontier === true && p.method === m).sort((a, b) => a.x - b.x || b.y - a.y);
+    if (front.length < 2) continue;
+    const style = METHOD_STYLE[m] || OTHER_METHOD_STYLE;
+    const line = { "data-method": m, fill: "none", stroke: style.color, "stroke-width": 2, "stroke-linejoin": "round", opacity: 0.85 };
+    const cut = front.findIndex((p) => pinned.has(p.job_id));
+    const solid = cut < 0 ? front : front.slice(0, cut);
+    if (solid.length >= 2) g.append(s("polyline", { ...line, points: path(solid) }));
+    if (cut >= 0) {
+      const dashed = front.slice(Math.max(0, cut - 1));
+      if (dashed.length >= 2) g.append(s("polyline", { ...line, class: "to-pinned", "stroke-dasharray": "4 4", points: path(dashed) }));
+    }
+  }
+  return g;
+}
+
+/** Two short slanted strokes across the y axis near its bottom: the axis is cut there. */
+function axisBreak(x0, yBottom) {
+  const stroke = (dy) =>
+    s("line", { x1: x0 - 6, x2: x0 + 6, y1: yBottom - 10 + dy + 3, y2: yBottom - 10 + dy - 3, stroke: AXIS, "stroke-width": 1.5 });
+  return s(
+    "g",
+    { class: "axis-break", "aria-hidden": "true" },
+    s("rect", { x: x0 - 7, y: yBottom - 16, width: 14, height: 9, fill: "#ffffff" }),
+    stroke(-4),
+    stroke(0),
+  );
+}
+
+/** A point below the y axis: its "↓ 10.2 %" note (and λ) above its marker, pinned to the bottom edge. */
+function pinnedNote(p, cx, cy, { withLam, right }) {
+  const near = cx > right - 60;
+  return s(
+    "text",
+    {
+      x: near ? cx + 8 : cx,
+      y: cy - 10,
+      "text-anchor": near ? "end" : "middle",
+      "font-size": 10,
+      fill: p.flagged ? CHANCE_COLOR : TEXT,
+      "pointer-events": "none",
+      class: "pinned-note",
+    },
+    `↓ ${(p.y * 100).toFixed(1)} %${withLam && lamLabel(p) ? ` · ${lamLabel(p)}` : ""}`,
+  );
+}
+
+/**
+ * The headline plot: accuracy (y) against a compressed share (x), one marker per job.
+ * points: [{job_id, method, x, y, lam?, flagged?, frontier?, active?, overlaps?}]; baseline: accuracy or null.
+ * Options beyond the original ones: xLabel / xShort (the x axis's title and its words in labels),
+ * heading (a title drawn in the chart, so exports carry it), frontier (draw each method's frontier and
+ * fade dominated points, from `p.frontier`), labels (λ beside markers), inactiveNote (legend words
+ * for `active: false` points). Points below the range of the bulk are pinned to the bottom edge.
+ * Calls onPoint(kind, point, element, event) for "enter", "leave", "open" and, with `selectable`
+ * (the default), "select" (shift+click, S): markers then say so and carry `aria-pressed`.
+ */
+export function scatterPlot({
+  points,
+  baseline,
+  yLabel,
+  onPoint,
+  width = 720,
+  height = 420,
+  xLabel = "channels pruned (%)",
+  xShort = "pruned",
+  heading = "",
+  frontier = false,
+  labels = false,
+  inactiveNote = "inactive",
+  selectable = true,
+}) {
+  const svg = frame({
     width,
     height,
-    margin,
-    xTicks,
-    yTicks,
-    xFormat: pctFmt,
-    yFormat: pctFmt,
-    xLabel: "channels pruned (%)",
-    yLabel,
+    title: heading || `Test accuracy against the share of ${xShort}`,
+    desc: `${points.length} finished jobs`,
   });
+  const margin = { top: heading ? 62 : 40, right: 24, bottom: 48, left: 62 };
+  const xTicks = niceTicks(0, Math.max(0.1, ...points.map((p) => p.x)) * 1.05, 6).filter((t) => t <= 1.0001);
+  const { yTicks, below } = scatterYAxis(points, baseline);
+  const pctFmt = (v) => `${Math.round(v * 1000) / 10}`;
+  const scales = axes(svg, { width, height, margin, xTicks, yTicks, xFormat: pctFmt, yFormat: pctFmt, xLabel, yLabel });
+  const bottom = height - margin.bottom;
+  const pos = (p) => [scales.x(p.x), below.has(p.job_id) ? bottom - 6 : scales.y(p.y)];
+  if (below.size) svg.append(axisBreak(margin.left, bottom));
+  if (heading)
+    svg.append(s("text", { x: margin.left, y: 20, fill: TEXT, "font-size": 15, "font-weight": 600, class: "chart-heading" }, heading));
   if (baseline !== null && baseline !== undefined) svg.append(baselineLine(baseline, scales.y, { margin, width }));
   if (!points.length) emptyNote(svg, width, height, "No finished jobs yet: points appear here as jobs finish");
+  if (frontier) svg.append(frontierLines(points, pos, below));
   const layer = s("g", { class: "points" });
-  for (const p of points) layer.append(pointMarker(p, scales, onPoint));
-  layer.append(...overlapCounts(points, scales));
+  // inactive first, the baseline's squares last: drawn on top, so jobs at x = 0 never hide them
+  const rank = (p) => (p.method === "baseline" ? 2 : p.active === false ? 0 : 1);
+  const ordered = [...points].sort((a, b) => rank(a) - rank(b));
+  for (const p of ordered) {
+    const [cx, cy] = pos(p);
+    layer.append(pointMarker(p, cx, cy, { onPoint, frontierMode: frontier, xShort, pinned: below.has(p.job_id), selectable }));
+    if (below.has(p.job_id)) layer.append(pinnedNote(p, cx, cy, { withLam: labels, right: width - margin.right }));
+  }
+  layer.append(...overlapCounts(ordered, pos));
+  if (labels) svg.append(lamLabels(points, pos, { x0: margin.left + 2, x1: width - 2, y0: margin.top - 4, y1: bottom - 2 }, below));
   svg.append(layer);
-  legend(svg, methodLegendItems(points), { x: margin.left + 4, y: 16 });
+  legend(svg, methodLegendItems(points, { frontierMode: frontier, inactiveNote }), { x: margin.left + 4, y: heading ? 42 : 16 });
   return svg;
 }

@@ -60,3 +60,13 @@ export function keepFocus(container, render) {
   const again = container.querySelector(`[href="${esc}"], [id="${esc}"], [data-job-id="${esc}"]`);
   if (again) again.focus({ preventScroll: true });
 }
+
+/**
+ * A check that the view now rendering into `root` is still the page shown: main.js stamps
+ * `root.dataset.route` afresh on each navigation, so a view whose fetch resolves after the user left
+ * sees `stillShown()` turn false and draws nothing (its cleanup may not have been handed over yet).
+ */
+export function routeGuard(root) {
+  const mark = root?.dataset?.route;
+  return () => root?.dataset?.route === mark;
+}

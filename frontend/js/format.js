@@ -135,3 +135,73 @@ export function modelLabel(cfg, { withWidth = true } = {}) {
   const width = withWidth && cfg.width !== null && cfg.width !== undefined ? ` ×${cfg.width}` : "";
   return `${cfg.arch}-${cfg.depth}${width}`;
 }
+
+/** The job's warning of `code` (e.g. "chance_accuracy"), from the API's `warnings`, or null. */
+export function jobWarning(job, code) {
+  return (job?.warnings || []).find((w) => w.code === code) || null;
+}
+
+/**
+ * The status badge, and beside a succeeded job whose accuracy is at chance level a warning badge
+ * carrying the API's message: such a run learnt nothing and must not read as a plain success.
+ */
+export function statusCell(job) {
+  const chance = jobWarning(job, "chance_accuracy");
+  if (!chance) return statusBadge(job.status);
+  return h(
+    "span",
+    { class: "status-cell" },
+    statusBadge(job.status),
+    " ",
+    h(
+      "span",
+      {
+        class: "badge badge-warning",
+        title: chance.message,
+        "aria-label": `warning: ${chance.message}`,
+        dataset: { warning: chance.code },
+      },
+      "⚠ chance",
+    ),
+  );
+}
+
+/** A job's epochs: "160", or "160 + 20" with fine-tuning epochs after the training ones. */
+export function epochsLabel(cfg) {
+  if (!cfg || cfg.epochs === null || cfg.epochs === undefined) return DASH;
+  return cfg.finetune_epochs ? `${cfg.epochs} + ${cfg.finetune_epochs}` : String(cfg.epochs);
+}
+
+/**
+ * Tags as chips (null without tags); `onPick(tag)` makes each a button (e.g. filter the list by it).
+ * `idPrefix` gives the buttons stable ids (`${idPrefix}-${index}`, e.g. "tag-12-0"), so keepFocus puts
+ * focus back on the same chip after a redraw; `wrapClass`/`chipClass` style them for where they sit.
+ */
+export function tagChips(tags, onPick, { idPrefix = null, wrapClass = "tag-chips", chipClass = "tag-chip" } = {}) {
+  if (!tags?.length) return null;
+  return h(
+    "span",
+    { class: wrapClass },
+    tags.map((t, i) =>
+      onPick
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: chipClass,
+              id: idPrefix ? `${idPrefix}-${i}` : null,
+              dataset: { tag: t },
+              title: `Show jobs tagged ${t}`,
+              onclick: () => onPick(t),
+            },
+            t,
+          )
+        : h("span", { class: chipClass, dataset: { tag: t } }, t),
+    ),
+  );
+}
+
+/** A share as a percentage for a chart's value labels: 0.9312 → "93.1 %". */
+export const pctFmt = (v) => `${Math.round(v * 1000) / 10} %`;
+/** The same on a chart's axis ticks, where the axis title holds the "%": 0.9312 → "93.1". */
+export const pctTick = (v) => `${Math.round(v * 1000) / 10}`;

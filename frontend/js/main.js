@@ -3,6 +3,8 @@
 import { api } from "./api.js";
 import { clearToken, getToken, signInHash } from "./auth.js";
 import { h, mount } from "./dom.js";
+import { compareHash, onChange as onSelectionChange, selectedJobs } from "./selection.js";
+import { renderCompare } from "./views/compare.js";
 import { renderExperiment, renderExperiments } from "./views/experiments.js";
 import { renderJob } from "./views/job.js";
 import { renderJobs } from "./views/jobs.js";
@@ -16,6 +18,7 @@ const ROUTES = [
   [/^\/sweep$/, renderNewSweep, "New sweep", "sweep"],
   [/^\/experiments$/, renderExperiments, "Experiments", "experiments"],
   [/^\/experiments\/([^/]+)$/, renderExperiment, "Experiment", "experiments"],
+  [/^\/compare$/, renderCompare, "Compare", "compare"],
   [/^\/sign-in$/, renderSignIn, "Sign in", "sign-in"],
 ];
 
@@ -76,6 +79,7 @@ async function route() {
   if (stop) stop();
   stop = null;
   const mine = ++generation;
+  root.dataset.route = String(mine); // dom.js routeGuard: a view's late answers see they were left
   const { path, params } = parseHash();
   const match = ROUTES.map(([re, view, title, nav]) => [path.match(re), view, title, nav]).find(([m]) => m);
   for (const link of document.querySelectorAll("[data-nav]")) {
@@ -121,5 +125,24 @@ async function route() {
   }
 }
 
+/**
+ * The "Compare (n)" entry of the main menu: index.html's menu is static, so it is added here and
+ * kept in step with the selection (ticked jobs in any list) and its count.
+ */
+function compareNav() {
+  const list = document.querySelector("header nav ul");
+  if (!list) return;
+  const link = h("a", { href: compareHash(), id: "nav-compare", dataset: { nav: "compare" } });
+  const draw = (ids) => {
+    link.setAttribute("href", compareHash(ids));
+    link.textContent = `Compare (${ids.length})`;
+    link.title = `Compare the ${ids.length} selected job${ids.length === 1 ? "" : "s"}`;
+  };
+  draw(selectedJobs());
+  onSelectionChange(draw);
+  list.append(h("li", {}, link));
+}
+
+compareNav();
 window.addEventListener("hashchange", route);
 route();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { fitWidth, lineYRange, niceTicks, scatterYRange } from "../js/charts.js";
+import { bulkPoints, fitWidth, lamLabel, lineYRange, niceTicks, placeLabels, scatterYAxis, scatterYRange } from "../js/charts.js";
 
 describe("niceTicks", () => {
   test("round steps covering the range", () => {
@@ -72,4 +72,94 @@ describe("scatterYRange", () => {
     assert.deepEqual(scatterYRange([{ y: 0.001 }], undefined), [0, 0.011]);
   });
   test("no points and no baseline: the whole [0, 1]", () => assert.deepEqual(scatterYRange([], null), [0, 1]));
+});
+
+describe("scatterYAxis: one collapsed run does not squash the rest (issue 13, item 9)", () => {
+  const good = [0.962, 0.971, 0.978, 0.983, 0.985, 0.99].map((y, i) => ({ job_id: i + 1, y }));
+  test("a point flagged at chance accuracy is left out of the range and pinned below it", () => {
+    const points = [...good, { job_id: 99, y: 0.102, flagged: true }];
+    const { yTicks, below } = scatterYAxis(points, 0.991);
+    assert.ok(yTicks[0] >= 0.9, `axis starts at ${yTicks[0]}, not near 0`);
+    assert.ok(yTicks.at(-1) <= 1 && yTicks.at(-1) >= 0.991);
+    assert.deepEqual([...below], [99]);
+  });
+  test("an unflagged run far below the rest (more than 3 IQR under the lower quartile) is pinned too", () => {
+    const points = [...good, { job_id: 50, y: 0.31 }];
+    assert.deepEqual(
+      bulkPoints(points).map((p) => p.job_id),
+      [1, 2, 3, 4, 5, 6],
+    );
+    const { yTicks, below } = scatterYAxis(points, null);
+    assert.ok(yTicks[0] >= 0.9, String(yTicks));
+    assert.deepEqual([...below], [50]);
+  });
+  test("a spread-out sweep keeps every point in range", () => {
+    const points = [0.4, 0.55, 0.7, 0.85, 0.95].map((y, i) => ({ job_id: i, y }));
+    const { yTicks, below } = scatterYAxis(points, null);
+    assert.equal(below.size, 0);
+    assert.ok(yTicks[0] <= 0.4);
+  });
+  test("when every point is flagged they all set the range", () => {
+    const points = [
+      { job_id: 1, y: 0.1, flagged: true },
+      { job_id: 2, y: 0.11, flagged: true },
+    ];
+    assert.equal(bulkPoints(points).length, 2);
+    assert.equal(scatterYAxis(points, null).below.size, 0);
+  });
+});
+
+describe("placeLabels", () => {
+  const bounds = { x0: 0, x1: 400, y0: 0, y1: 300 };
+  test("to the right of the marker when there is room", () => {
+    assert.deepEqual(placeLabels([{ x: 100, y: 100, text: "λ 0.5" }], { bounds }), [{ x: 109, y: 103.5, anchor: "start" }]);
+  });
+  test("two markers side by side: the labels go to the outer sides, over neither marker", () => {
+    const spots = placeLabels(
+      [
+        { x: 100, y: 100, text: "λ 0.5" },
+        { x: 118, y: 100, text: "λ 1" },
+      ],
+      { bounds },
+    );
+    assert.deepEqual(spots, [
+      { x: 91, y: 103.5, anchor: "end" },
+      { x: 127, y: 103.5, anchor: "start" },
+    ]);
+  });
+  test("near the right edge: the label flips to the left", () => {
+    assert.equal(placeLabels([{ x: 395, y: 100, text: "λ 0.25" }], { bounds })[0].anchor, "end");
+  });
+  test("a marker boxed in on all four sides gets no label", () => {
+    const ring = [
+      { x: 100, y: 100, text: "λ 1" },
+      { x: 112, y: 100, text: "" },
+      { x: 88, y: 100, text: "" },
+      { x: 100, y: 86, text: "" },
+      { x: 100, y: 114, text: "" },
+    ];
+    assert.equal(placeLabels(ring, { bounds })[0], null);
+  });
+  test("no two placed labels overlap in a dense cloud", () => {
+    const anchors = Array.from({ length: 40 }, (_, i) => ({ x: 50 + (i % 8) * 20, y: 50 + Math.floor(i / 8) * 14, text: `λ ${i}` }));
+    const boxes = placeLabels(anchors, { bounds })
+      .map((spot, i) => {
+        if (!spot) return null;
+        const w = anchors[i].text.length * 6;
+        const x0 = spot.anchor === "start" ? spot.x : spot.anchor === "end" ? spot.x - w : spot.x - w / 2;
+        return { x0, x1: x0 + w, y0: spot.y - 9, y1: spot.y };
+      })
+      .filter(Boolean);
+    assert.ok(boxes.length > 0);
+    for (let i = 0; i < boxes.length; i += 1)
+      for (let j = i + 1; j < boxes.length; j += 1) {
+        const [a, b] = [boxes[i], boxes[j]];
+        assert.ok(!(a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1), `labels ${i} and ${j} overlap`);
+      }
+  });
+  test("lamLabel: three significant digits, none for a baseline", () => {
+    assert.equal(lamLabel({ lam: 0.5 }), "λ 0.5");
+    assert.equal(lamLabel({ lam: 0.012345 }), "λ 0.0123");
+    assert.equal(lamLabel({ lam: null }), "");
+  });
 });

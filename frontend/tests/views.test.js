@@ -93,6 +93,9 @@ describe("exposedPoints", () => {
       y: 0.98,
       params_slim: 10,
       flops_slim: 20,
+      frontier: true,
+      active: true,
+      flagged: false,
     });
   });
 });
@@ -149,29 +152,30 @@ describe("form helpers", () => {
 });
 
 describe("jobs list state", () => {
-  test("jobsState reads the filters and offset from the address", () => {
-    assert.deepEqual(jobsState(new URLSearchParams("status=running&offset=50&other=x")), {
-      status: "running",
-      method: "",
-      experiment_id: "",
-      offset: 50,
-    });
-    assert.deepEqual(jobsState(new URLSearchParams("")), { status: "", method: "", experiment_id: "", offset: 0 });
+  const EMPTY = { status: "", method: "", experiment_id: "", where: "", q: "", tag: "", archived: "", sort: "", offset: 0 };
+  test("jobsState reads the filters, sort and offset from the address", () => {
+    assert.deepEqual(jobsState(new URLSearchParams("status=running&offset=50&other=x")), { ...EMPTY, status: "running", offset: 50 });
+    assert.deepEqual(jobsState(new URLSearchParams("")), EMPTY);
   });
   test("jobsHash keeps only the filters set and an offset past the first page", () => {
-    assert.equal(jobsHash({ status: "", method: "", experiment_id: "", offset: 0 }), "#/");
-    assert.equal(jobsHash({ status: "failed", method: "ns", experiment_id: "", offset: 0 }), "#/?status=failed&method=ns");
-    assert.equal(jobsHash({ status: "", method: "", experiment_id: "7", offset: 50 }), "#/?experiment_id=7&offset=50");
+    assert.equal(jobsHash(EMPTY), "#/");
+    assert.equal(jobsHash({ ...EMPTY, status: "failed", method: "ns" }), "#/?status=failed&method=ns");
+    assert.equal(jobsHash({ ...EMPTY, experiment_id: "7", offset: 50 }), "#/?experiment_id=7&offset=50");
   });
   test("jobsHash and jobsState round-trip", () => {
-    const state = { status: "queued", method: "proxns", experiment_id: "3", offset: 100 };
+    const state = { ...EMPTY, status: "queued", method: "proxns", experiment_id: "3", where: "lam > 0.1", sort: "lam", offset: 100 };
     assert.deepEqual(jobsState(new URLSearchParams(jobsHash(state).slice(3))), state);
   });
   test("jobsQuery asks for one page from the offset", () => {
-    assert.deepEqual(jobsQuery({ status: "failed", method: "", experiment_id: "", offset: 50 }), {
+    assert.deepEqual(jobsQuery({ ...EMPTY, status: "failed", offset: 50 }), {
       status: "failed",
       method: "",
       experiment_id: "",
+      where: "",
+      q: "",
+      tag: "",
+      archived: "",
+      sort: "",
       limit: 50,
       offset: 50,
     });

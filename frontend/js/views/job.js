@@ -1,9 +1,10 @@
-// Job page: config, live curves, channels per layer, full vs slim table, downloads, cancel.
+// Job page: config, live curves, channels per layer, inside training (ξ = 0 per layer and epoch,
+// |ξ| histograms), full vs slim table, downloads, cancel, and organising (tags, note, archive, delete).
 
 import { api, fetchFile, loadMeta } from "../api.js";
 import { fitWidth, layerBars, lineChart } from "../charts.js";
-import { h, keepFocus, mount } from "../dom.js";
-import { downloadBlob } from "../export.js";
+import { h, keepFocus, mount, routeGuard } from "../dom.js";
+import { csvColumns, downloadBlob, saveCsv, savePng, saveSvg } from "../export.js";
 import { ranOn, waitingText } from "../fleet.js";
 import {
   bytes,
@@ -15,21 +16,71 @@ import {
   ms,
   num,
   pct,
+  pctFmt,
+  pctTick,
   progressBar,
   shortId,
   si,
-  statusBadge,
+  statusCell,
 } from "../format.js";
-import { poll } from "../poll.js";
+import {
+  hasHistograms,
+  heatmap,
+  heatmapData,
+  heatmapRows,
+  histogramBins,
+  histogramChart,
+  histogramCounts,
+  layerEpochs,
+} from "../heatmap.js";
+import { liveOrPoll } from "../live.js";
+import { archiveButton, deleteButton, deleteJob, flash, noteEditor, patchJob, tagEditor } from "../organise.js";
 import { isFinished } from "../rules.js";
+import { isSelected, toggle } from "../selection.js";
 
 const COLORS = { acc: "#1b6ec2", loss: "#d95f02", objective: "#7570b3", zero: "#1b9e77" };
 
-/** Epoch on a single axis: fine-tune epochs continue after the training epochs. */
-function curvePoints(metrics, trainEpochs, key) {
+/**
+ * Points of one per-epoch value on a single epoch axis. The API numbers fine-tune epochs after the
+ * training ones already (EpochMetrics.epoch counts over both), so x is the epoch as it is.
+ */
+export function curvePoints(metrics, key) {
   return metrics
     .filter((m) => m[key] !== null && m[key] !== undefined)
-    .map((m) => ({ x: m.phase === "finetune" ? trainEpochs + m.epoch : m.epoch, y: m[key], phase: m.phase, epoch: m.epoch }));
+    .map((m) => ({ x: m.epoch, y: m[key], phase: m.phase, epoch: m.epoch }));
+}
+
+/** `metrics` with `row` in epoch order (a repeated epoch, e.g. from an event and a fetch, replaced). */
+export function mergeEpoch(metrics, row) {
+  const out = metrics.filter((m) => m.epoch !== row.epoch);
+  out.push(row);
+  return out.sort((a, b) => a.epoch - b.epoch);
+}
+
+/**
+ * Which per-epoch charts the page draws: none before the first epoch (a note says why instead of
+ * empty frames), else accuracy and loss, and the share of ξ exactly zero for proxns only: NS and the
+ * baseline never set γ to exactly zero during training, so theirs is a flat 0.
+ */
+export function chartKinds(job, metrics) {
+  if (!metrics?.length) return [];
+  return job?.config?.method === "proxns" ? ["accuracy", "loss", "zero"] : ["accuracy", "loss"];
+}
+
+/** Why there are no curves yet (or ever). */
+export function noCurvesText(job) {
+  switch (job.status) {
+    case "queued":
+      return "Waiting for a worker: curves appear after the first epoch.";
+    case "running":
+      return "No epoch finished yet: curves appear after the first one.";
+    case "failed":
+      return "The job failed before finishing an epoch: there are no curves.";
+    case "cancelled":
+      return "The job was cancelled before finishing an epoch: there are no curves.";
+    default:
+      return "No epochs were recorded for this job.";
+  }
 }
 
 function byPhase(points, name, color) {
@@ -40,14 +91,37 @@ function byPhase(points, name, color) {
   return out;
 }
 
-function chartFigure(id, caption, svg, data) {
-  return h("figure", { class: "chart-card", id, dataset: { points: JSON.stringify(data) } }, h("figcaption", {}, caption), svg);
+/** PNG, SVG and CSV of one chart: `svg()` the chart, `rows()` its data as flat objects. */
+function exportBar(id, base, svg, rows) {
+  const button = (suffix, text, action) =>
+    h("button", { type: "button", class: "small-button", id: `${id}-${suffix}`, onclick: action }, text);
+  return h(
+    "div",
+    { class: "chart-export", role: "group", "aria-label": "Export this chart" },
+    button("png", "PNG", () => savePng(svg(), `${base}.png`)),
+    button("svg", "SVG", () => saveSvg(svg(), `${base}.svg`)),
+    button("csv", "CSV", () => {
+      const data = rows();
+      saveCsv(data, csvColumns(data), `${base}.csv`);
+    }),
+  );
 }
 
-const pctFmt = (v) => `${Math.round(v * 1000) / 10} %`;
-const pctTick = (v) => `${Math.round(v * 1000) / 10}`;
+/** A chart card: caption, the chart, export buttons; `data-points` carries the numbers for tests. */
+function chartFigure(id, caption, svg, data, { file, rows, exported } = {}) {
+  const found = svg.tagName?.toLowerCase() === "svg" ? svg : svg.querySelector("svg");
+  const chart = exported ? { svg: exported } : found ? { svg: () => found } : null;
+  const flat = rows || (() => (Array.isArray(data) ? data : []));
+  return h(
+    "figure",
+    { class: "chart-card", id, dataset: { points: JSON.stringify(data) } },
+    h("figcaption", {}, caption),
+    svg,
+    file && chart ? exportBar(id, file, chart.svg, flat) : null,
+  );
+}
 
-function accuracyFigure(common, acc) {
+function accuracyFigure(common, acc, file) {
   const chart = lineChart({
     ...common,
     title: "Test accuracy per epoch",
@@ -57,10 +131,10 @@ function accuracyFigure(common, acc) {
     yMinSpan: 0.05,
     series: byPhase(acc, "test accuracy", COLORS.acc),
   });
-  return chartFigure("chart-accuracy", "Test accuracy", chart, acc);
+  return chartFigure("chart-accuracy", "Test accuracy", chart, acc, { file: `${file}-accuracy` });
 }
 
-function lossFigure(common, loss, obj) {
+function lossFigure(common, loss, obj, file) {
   const chart = lineChart({
     ...common,
     title: "Train loss and objective per epoch",
@@ -69,10 +143,11 @@ function lossFigure(common, loss, obj) {
     yMinSpan: 0.1,
     series: [...byPhase(loss, "train loss", COLORS.loss), ...byPhase(obj, "objective", COLORS.objective)],
   });
-  return chartFigure("chart-loss", "Train loss and objective", chart, { train_loss: loss, objective: obj });
+  const rows = () => [...loss.map((p) => ({ series: "train_loss", ...p })), ...obj.map((p) => ({ series: "objective", ...p }))];
+  return chartFigure("chart-loss", "Train loss and objective", chart, { train_loss: loss, objective: obj }, { file: `${file}-loss`, rows });
 }
 
-function zeroFigure(common, zero) {
+function zeroFigure(common, zero, file) {
   const chart = lineChart({
     ...common,
     title: "Share of ξ exactly zero per epoch",
@@ -83,27 +158,120 @@ function zeroFigure(common, zero) {
     yMinSpan: 0.1,
     series: byPhase(zero, "ξ = 0", COLORS.zero),
   });
-  return chartFigure("chart-zero", "Share of ξ exactly zero", chart, zero);
+  return chartFigure("chart-zero", "Share of ξ exactly zero", chart, zero, { file: `${file}-xi-zero` });
 }
 
-/** The three per-epoch charts: accuracy, loss and objective, share of ξ at zero. */
+/** The per-epoch charts chartKinds picks (accuracy, loss and objective, ξ = 0), or a note. */
 function curves(job, metrics, width) {
-  const epochs = job.config.epochs;
-  const points = (key) => curvePoints(metrics, epochs, key);
+  const kinds = chartKinds(job, metrics);
+  if (!kinds.length) return h("p", { class: "muted", id: "no-curves" }, noCurvesText(job));
+  const points = (key) => curvePoints(metrics, key);
   const common = {
     width,
     xLabel: "epoch",
     xMin: 1,
-    xMax: Math.max(2, epochs + (job.config.finetune_epochs || 0)),
-    emptyText: job.status === "queued" ? "Waiting for a worker…" : "No epoch finished yet",
+    xMax: Math.max(2, job.config.epochs + (job.config.finetune_epochs || 0)),
+  };
+  const file = `job-${job.id}`;
+  const figures = {
+    accuracy: () => accuracyFigure(common, points("test_acc"), file),
+    loss: () => lossFigure(common, points("train_loss"), points("objective"), file),
+    zero: () => zeroFigure(common, points("zero_fraction"), file),
   };
   return h(
     "div",
     { class: "charts" },
-    accuracyFigure(common, points("test_acc")),
-    lossFigure(common, points("train_loss"), points("objective")),
-    zeroFigure(common, points("zero_fraction")),
+    kinds.map((k) => figures[k]()),
   );
+}
+
+/** The heatmap of ξ = 0 per layer and epoch (proxns: the others' γ is never exactly 0 in training). */
+function heatmapFigure(view, width) {
+  const data = heatmapData(view.metrics);
+  if (view.job.config.method !== "proxns" || !data.layers.length) return null;
+  const chart = heatmap({ data, width, cursor: view.heatCursor, onCursor: (c) => (view.heatCursor = c) });
+  const figure = chartFigure(
+    "chart-heatmap",
+    "Share of ξ exactly zero per BN layer (rows, network order) and epoch (columns)",
+    chart.figure,
+    { layers: data.layers, epochs: data.epochs, cells: heatmapRows(data) },
+    {
+      file: `job-${view.job.id}-xi-zero-heatmap`,
+      rows: () => heatmapRows(data),
+      // the file shows the data, not the keyboard cursor
+      exported: () => {
+        const copy = chart.svg.cloneNode(true);
+        copy.querySelector(".heat-cursor")?.remove();
+        copy.removeAttribute("tabindex");
+        return copy;
+      },
+    },
+  );
+  figure.append(chart.readout);
+  return figure;
+}
+
+/** The histogram's epoch and layer as chosen (default: the last recorded epoch, all layers). */
+export function histogramChoice(metrics, choice = {}) {
+  const rows = layerEpochs(metrics);
+  if (!rows.length) return null;
+  const row = rows.find((m) => m.epoch === choice.epoch) || rows[rows.length - 1];
+  const layer = row.layers.some((l) => l.name === choice.layer) ? choice.layer : null;
+  return { row, layer, epochs: rows.map((m) => m.epoch), layers: row.layers.map((l) => l.name) };
+}
+
+/** |ξ| histogram of one epoch, summed over layers or for one, with its two pickers. */
+function histogramFigure(view, meta, width, redraw) {
+  if (!hasHistograms(view.metrics)) return null;
+  const pick = histogramChoice(view.metrics, view.hist);
+  const what = view.job.config.method === "proxns" ? "|ξ|" : "|γ|";
+  const bins = histogramBins(meta.xi_hist_edges || []);
+  const counts = histogramCounts(pick.row, pick.layer);
+  const where = pick.layer ? `layer ${pick.layer}` : "all layers";
+  const svg = histogramChart({ bins, counts, width, what, title: `${what} at the end of epoch ${pick.row.epoch}, ${where}` });
+  const rows = counts.map((count, i) => ({
+    epoch: pick.row.epoch,
+    layer: pick.layer ?? "all",
+    bin: i,
+    label: bins[i]?.label,
+    lo: bins[i]?.lo,
+    hi: bins[i]?.hi,
+    count,
+  }));
+  const choose = (key, value) => {
+    view.hist = { ...view.hist, [key]: value };
+    redraw();
+  };
+  const epochSel = h(
+    "select",
+    { id: "hist-epoch", onchange: (e) => choose("epoch", Number(e.target.value)) },
+    pick.epochs.map((ep) => h("option", { value: ep, selected: ep === pick.row.epoch }, `epoch ${ep}`)),
+  );
+  const layerSel = h(
+    "select",
+    { id: "hist-layer", onchange: (e) => choose("layer", e.target.value || null) },
+    h("option", { value: "" }, "all layers (summed)"),
+    pick.layers.map((name) => h("option", { value: name, selected: name === pick.layer }, name)),
+  );
+  const controls = h(
+    "div",
+    { class: "hist-controls filters" },
+    h("div", { class: "filter" }, h("label", { for: "hist-epoch" }, "Epoch"), epochSel),
+    h("div", { class: "filter" }, h("label", { for: "hist-layer" }, "Layer"), layerSel),
+  );
+  const figure = chartFigure("chart-hist", `Distribution of ${what} (${where}, epoch ${pick.row.epoch})`, svg, rows, {
+    file: `job-${view.job.id}-hist-epoch${pick.row.epoch}${pick.layer ? `-${pick.layer}` : ""}`,
+  });
+  figure.querySelector("figcaption").after(controls);
+  return figure;
+}
+
+/** Inside training: the heatmap and the histograms, when the worker recorded per-layer counts. */
+function insideSection(view, meta, width, redraw) {
+  const heat = heatmapFigure(view, width);
+  const hist = histogramFigure(view, meta, Math.min(width, 720), redraw);
+  if (!heat && !hist) return null;
+  return h("section", { id: "inside-training" }, h("h2", {}, "Inside training"), heat, hist);
 }
 
 function ratio(full, slim) {
@@ -234,7 +402,13 @@ function header(job, finished, onCancel) {
           ? [" / ", h("a", { href: `#/experiments/${job.experiment_id}` }, `Experiment #${shortId(job.experiment_id)}`)]
           : null,
       ),
-      h("h1", {}, `Job ${shortId(job.id)} `, statusBadge(job.status)),
+      h(
+        "h1",
+        {},
+        `Job ${shortId(job.id)} `,
+        statusCell(job),
+        job.archived_at ? [" ", h("span", { class: "badge badge-archived", id: "archived-badge" }, "archived")] : null,
+      ),
       h(
         "p",
         { class: "lead" },
@@ -246,6 +420,12 @@ function header(job, finished, onCancel) {
       { class: "actions" },
       canCancel ? h("button", { type: "button", class: "danger", id: "cancel-job", onclick: onCancel }, "Cancel job") : null,
       h("a", { class: "button", href: `#/new?from=${job.id}` }, "Run again with changes"),
+      h(
+        "span",
+        { class: "check compare-check" },
+        h("input", { type: "checkbox", id: "select-this-job", checked: isSelected(job.id), onchange: () => toggle(job.id) }),
+        h("label", { for: "select-this-job" }, "Select for comparison"),
+      ),
     ),
   );
 }
@@ -328,7 +508,7 @@ function fidelityNote(r) {
 }
 
 /** Full vs slim numbers and the channels kept per layer. */
-function resultSection(r, layerWidth) {
+function resultSection(r, layerWidth, jobId) {
   const layers = r.layers || [];
   return h(
     "section",
@@ -345,6 +525,7 @@ function resultSection(r, layerWidth) {
       "Total vs kept channels per BN layer (hover a column for its name)",
       h("div", { class: "chart-scroll" }, layerBars({ layers, width: layerWidth })),
       layers,
+      { file: `job-${jobId}-layers` },
     ),
   );
 }
@@ -369,85 +550,263 @@ function configSection(view) {
   return h("section", {}, details);
 }
 
-/** The page's parts, top to bottom, for the job in `view`. */
-function jobPage(view, meta, widths, onCancel) {
+/** The API's warnings about the result (chance accuracy, emptied layers), each with its code. */
+function warningsBox(job) {
+  const warnings = job.warnings || [];
+  if (!warnings.length) return null;
+  const title = { chance_accuracy: "Accuracy at chance level", layers_forced: "Layers emptied by the method" };
+  return h(
+    "div",
+    { class: "warning-box", id: "job-warnings", role: "note" },
+    warnings.map((w) => h("p", { dataset: { warning: w.code } }, h("strong", {}, `⚠ ${title[w.code] || w.code}: `), w.message)),
+  );
+}
+
+/** The head of the page: title, status (with its warnings) and action notices. */
+function topParts(view, meta, onCancel) {
   const { job, actionMsg } = view;
+  return [
+    header(job, isFinished(meta, job.status), onCancel),
+    actionMsg ? h("p", { class: "notice", role: "status" }, actionMsg) : null,
+    warningsBox(job),
+  ];
+}
+
+/** The rest of the page, top to bottom, for the job in `view`. */
+function bodyParts(view, meta, widths, redraw) {
+  const { job } = view;
   const finished = isFinished(meta, job.status);
   return [
-    header(job, finished, onCancel),
-    actionMsg ? h("p", { class: "notice", role: "status" }, actionMsg) : null,
     !finished ? h("div", { class: "job-progress" }, progressBar(job)) : null,
     waitingText(job) ? h("p", { class: "notice", id: "waiting-reason", role: "status" }, `Waiting: ${waitingText(job)}`) : null,
     job.status === "failed" ? failureBox(job) : null,
     job.status === "cancelled" ? h("p", { class: "notice" }, "This job was cancelled.") : null,
     facts(job),
     h("section", {}, h("h2", {}, "Training curves"), curves(job, view.metrics, widths.curve)),
-    job.result ? resultSection(job.result, widths.layer) : null,
+    insideSection(view, meta, widths.layer, redraw),
+    job.result ? resultSection(job.result, widths.layer, job.id) : null,
     job.status === "succeeded" ? filesSection(view.artifacts, meta.artifact_formats) : null,
     configSection(view),
   ];
 }
 
+const organiseSignature = (job) => JSON.stringify([job.tags || [], job.note || "", Boolean(job.archived_at)]);
+
 /**
- * Redraw the page, unless nothing it shows changed (so a hover or focus survives a poll).
- * `metrics`: the latest epochs (an empty list keeps the last ones; undefined keeps them too).
+ * Tags, note, archive and delete. Drawn again only when they changed elsewhere (another tab, the
+ * CLI) and nobody is typing in them: a redraw must not eat a half-written note.
  */
-function drawJob(root, view, meta, metrics, onCancel) {
-  if (metrics) view.metrics = metrics.length ? metrics : view.metrics;
+function drawOrganise(holder, view, handlers) {
+  const sig = organiseSignature(view.job);
+  if (sig === view.organiseSig) return;
+  const editing = holder.contains(document.activeElement) || [...holder.querySelectorAll("form")].some((f) => f.isDirty?.());
+  if (view.organiseSig && editing) return;
+  view.organiseSig = sig;
+  const { job } = view;
+  mount(
+    holder,
+    h(
+      "section",
+      { id: "organise", "aria-labelledby": "organise-title" },
+      h("h2", { id: "organise-title" }, "Organise"),
+      h(
+        "div",
+        { class: "organise-grid" },
+        tagEditor({ tags: job.tags || [], onSave: handlers.saveTags }),
+        noteEditor({ note: job.note || "", onSave: handlers.saveNote }),
+        h(
+          "div",
+          { class: "organise-actions" },
+          archiveButton({ archived: Boolean(job.archived_at), onToggle: handlers.archive }),
+          deleteButton({ what: `job ${job.id}, its results and its model files`, onDelete: handlers.remove }),
+        ),
+      ),
+    ),
+  );
+}
+
+/**
+ * Redraw the page, unless nothing it shows changed (so a hover or focus survives an update).
+ * `parts`: {top, organise, body} holders; `handlers`: the organise callbacks and onCancel.
+ */
+function drawJob(root, parts, view, meta, handlers) {
   const widths = {
     curve: fitWidth(window.innerWidth >= 1000 ? (root.clientWidth - 48) / 2 : root.clientWidth, 300, 640),
     layer: fitWidth(root.clientWidth, 320, 900),
   };
-  const signature = JSON.stringify([view.job, view.metrics, view.artifacts, view.actionMsg, widths.curve, widths.layer]);
-  if (signature === view.signature) return;
-  view.signature = signature;
-  keepFocus(root, () => mount(root, ...jobPage(view, meta, widths, onCancel)));
+  const signature = JSON.stringify([view.job, view.metrics, view.artifacts, view.actionMsg, widths.curve, widths.layer, view.hist]);
+  if (signature !== view.signature) {
+    view.signature = signature;
+    keepFocus(parts.top, () => mount(parts.top, ...topParts(view, meta, handlers.onCancel)));
+    keepFocus(parts.body, () => mount(parts.body, ...bodyParts(view, meta, widths, handlers.redraw)));
+  }
+  drawOrganise(parts.organise, view, handlers);
 }
 
 function notFound(root, id) {
-  mount(root, h("h1", {}, "Job not found"), h("p", {}, `There is no job ${id}. `, h("a", { href: "#/" }, "Back to the jobs list")));
+  mount(
+    root,
+    h("h1", {}, "Job not found"),
+    h(
+      "p",
+      { id: "job-missing" },
+      `There is no job ${id}: it was deleted, or it never existed. `,
+      h("a", { href: "#/" }, "Back to the jobs list"),
+    ),
+  );
 }
 
-/** One poll: fetch the job and its epochs (and its files once it succeeded), then redraw. */
-async function pollJob(root, id, view, meta, draw) {
+function deletedPage(root, id) {
+  mount(
+    root,
+    h("h1", {}, `Job ${id} was deleted`),
+    h("p", { id: "job-missing" }, "Its results and model files are gone. ", h("a", { href: "#/" }, "Back to the jobs list")),
+  );
+}
+
+/** Epoch rows `fetched` merged into `shown` by epoch: a fetch that began before a streamed epoch
+ *  arrived must not drop it. The fetched row wins where both have an epoch (the stored one). */
+export function mergeMetrics(shown, fetched) {
+  const byEpoch = new Map((shown || []).map((m) => [m.epoch, m]));
+  for (const m of fetched || []) byEpoch.set(m.epoch, m);
+  return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
+}
+
+/** True when `next` (a job) is not older than `shown` by updated_at (either missing: true). */
+export function notOlder(shown, next) {
+  const a = Date.parse(shown?.updated_at ?? "");
+  const b = Date.parse(next?.updated_at ?? "");
+  return Number.isNaN(a) || Number.isNaN(b) || b >= a;
+}
+
+/**
+ * Fetch the job and its epochs (and its files once it succeeded): false when it is gone. An answer
+ * older than one already shown (a slower fetch begun before) is dropped: resolves to true then.
+ */
+async function fetchJob(id, view) {
+  const mine = ++view.asked;
   let j;
   let m;
   try {
     [j, m] = await Promise.all([api.getJob(id), api.jobMetrics(id)]);
   } catch (err) {
     if (err.status !== 404) throw err;
-    notFound(root, id);
     return false;
   }
-  view.job = j;
-  if (j.status === "succeeded" && !view.artifacts) {
-    view.artifacts = (await api.jobArtifacts(id)).items;
-  }
-  draw(m.items);
-  return !isFinished(meta, j.status);
+  if (mine < view.shown) return true;
+  view.shown = mine;
+  if (notOlder(view.job, j)) view.job = j;
+  // merged: an empty answer keeps the epochs already shown (e.g. a poll racing a restart), and
+  // an epoch streamed while this fetch was on its way stays
+  view.metrics = mergeMetrics(view.metrics, m.items);
+  await fetchArtifacts(id, view);
+  return true;
+}
+
+async function fetchArtifacts(id, view) {
+  if (view.job.status === "succeeded" && !view.artifacts) view.artifacts = (await api.jobArtifacts(id)).items;
 }
 
 export async function renderJob(root, _params, id) {
+  const onPage = routeGuard(root);
+  let stopped = false; // set by the cleanup
+  const left = () => stopped || !onPage();
   mount(root, h("p", { class: "muted" }, "Loading job…"));
   const meta = await loadMeta();
   // What the page shows; drawJob compares it with the last drawing's `signature`.
-  const view = { job: null, metrics: [], artifacts: null, actionMsg: "", configOpen: true, signature: "" };
-  const draw = (metrics) => drawJob(root, view, meta, metrics, onCancel);
-  const onCancel = async (ev) => {
-    ev.target.disabled = true;
-    try {
-      view.job = await api.cancelJob(id);
-      view.actionMsg = "Cancel requested.";
-    } catch (err) {
-      view.actionMsg = `Could not cancel: ${err.message}`;
-    }
-    draw([]);
+  const view = {
+    job: null,
+    metrics: [],
+    artifacts: null,
+    actionMsg: "",
+    configOpen: true,
+    signature: "",
+    organiseSig: "",
+    heatCursor: null,
+    hist: { epoch: null, layer: null },
+    asked: 0, // fetchJob's counter: the latest fetch begun, and the latest one shown
+    shown: 0,
   };
-  const onResize = () => view.job && draw(); // redraws only when a chart's width changes
+  const found = await fetchJob(id, view);
+  if (left()) return () => {};
+  if (!found) {
+    notFound(root, id);
+    return () => {};
+  }
+  const parts = { top: h("div", { id: "job-top" }), organise: h("div", { id: "job-organise" }), body: h("div", { id: "job-body" }) };
+  mount(root, parts.top, parts.organise, parts.body);
+  let stopLive = () => {};
+  const saved = (j) => {
+    view.job = j;
+    view.organiseSig = organiseSignature(j);
+    draw();
+    return j;
+  };
+  const handlers = {
+    onCancel: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        view.job = await api.cancelJob(id);
+        view.actionMsg = "Cancel requested.";
+      } catch (err) {
+        view.actionMsg = `Could not cancel: ${err.message}`;
+      }
+      if (!left()) draw();
+    },
+    redraw: () => draw(),
+    saveTags: async (tags) => saved(await patchJob(id, { tags })),
+    saveNote: async (note) => saved(await patchJob(id, { note })),
+    archive: async (archived) => saved(await patchJob(id, { archived })),
+    remove: async () => {
+      await deleteJob(id);
+      stopLive();
+      flash(`Job ${id} was deleted, with its results and model files.`);
+      location.hash = "#/";
+    },
+  };
+  const draw = () => {
+    if (!left()) drawJob(root, parts, view, meta, handlers);
+  };
+  draw();
+  const onResize = () => draw(); // redraws only when a chart's width changes
   window.addEventListener("resize", onResize);
-  const stop = poll(() => pollJob(root, id, view, meta, draw));
+  const gone = () => {
+    stopLive();
+    if (!left()) deletedPage(root, id);
+  };
+  stopLive = liveOrPoll(
+    { jobIds: [Number(id)] },
+    {
+      // the fallback's poll, and a catch-up each time the stream opens (what happened before it did)
+      refresh: async () => {
+        if (left()) return false;
+        if (!(await fetchJob(id, view))) {
+          gone();
+          return false;
+        }
+        draw();
+        return !isFinished(meta, view.job.status);
+      },
+      onJob: async (j) => {
+        if (String(j.id) !== String(id) || !notOlder(view.job, j)) return;
+        view.job = j;
+        await fetchArtifacts(id, view);
+        draw();
+      },
+      onEpoch: (e) => {
+        if (String(e.job_id) !== String(id)) return;
+        const { job_id: _jobId, ...row } = e;
+        view.metrics = mergeEpoch(view.metrics, row);
+        draw();
+      },
+      onDeleted: (e) => {
+        if (String(e.job_id) === String(id)) gone();
+      },
+    },
+  );
   return () => {
-    stop();
+    stopped = true;
+    stopLive();
     window.removeEventListener("resize", onResize);
   };
 }
