@@ -92,7 +92,8 @@ def test_proxns_serve_runs_a_job_on_the_embedded_default_and_stops_its_children(
             listing = cli("jobs", "--status", "succeeded")
             assert listing.returncode == 0
             row = listing.stdout.splitlines()[1].split()
-            assert row[:5] == [str(job_id), "succeeded", "proxns", "vgg-11", "digits"]
+            width = f"{TINY_JOB['width']:g}"
+            assert row[:6] == [str(job_id), "succeeded", "proxns", "vgg-11", width, "digits"]
             assert "1 of 1 jobs" in listing.stdout
             shown = json.loads(cli("show", str(job_id), "--metrics").stdout)
             assert shown["id"] == job_id and [m["epoch"] for m in shown["metrics"]] == [1, 2]
