@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench browser clean
+.PHONY: install run test test-slow lint bench browser clean
 
 install: $(STAMP)
 
@@ -23,9 +23,14 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "warning: could not install chromium"; }
 
+# Every test but those marked slow (long real trainings: about 6 minutes more), within 20 minutes on
+# 2 cores; `make test-slow` runs the slow ones, and CI (.ci/run) runs both.
 test: install browser
 	node --test frontend/tests/*.test.js
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow" --durations=15
+
+test-slow: install browser
+	$(PY) -m pytest -q -m slow --durations=15
 
 # The dashboard's JS linter and formatter, Biome, pinned in package-lock.json (`npm ci` again when the lock changes).
 NODE_STAMP := node_modules/.installed

@@ -95,9 +95,16 @@ def fill(browser, element_id: str, value: str) -> None:
         el.send_keys(value)
 
 
-def wait_for_download(folder: Path, name_end: str, timeout: float = 20) -> Path:
+def wait_for_download(folder: Path, name_end: str, timeout: float = 20, prefix: str = "") -> Path:
+    """A file downloaded into ``folder`` (shared by every test of the session) whose name starts
+    with ``prefix`` and ends with ``name_end``."""
+
     def done() -> Path | None:
-        hits = [p for p in folder.iterdir() if p.name.endswith(name_end) and p.stat().st_size > 0]
+        hits = [
+            p
+            for p in folder.iterdir()
+            if p.name.startswith(prefix) and p.name.endswith(name_end) and p.stat().st_size > 0
+        ]
         return hits[0] if hits else None
 
     return wait_for(done, timeout, what=f"a downloaded file ending {name_end!r}")
@@ -227,13 +234,15 @@ def test_sweep_submitted_in_the_form_runs_live_and_plots_one_point_per_job(
     full_page_screenshot(browser, output_dir / "experiment-plot.png")
 
     browser.find_element(By.ID, "save-csv").click()
-    csv_lines = wait_for_download(downloads, ".csv").read_text().strip().splitlines()
+    csv_lines = (
+        wait_for_download(downloads, ".csv", prefix=f"experiment-{exp_id}-").read_text().strip().splitlines()
+    )
     assert csv_lines[0].startswith("job_id,method,lam,beta")
     assert len(csv_lines) == 3
     browser.find_element(By.ID, "save-svg").click()
-    assert "<svg" in wait_for_download(downloads, ".svg").read_text()
+    assert "<svg" in wait_for_download(downloads, ".svg", prefix=f"experiment-{exp_id}-").read_text()
     browser.find_element(By.ID, "save-png").click()
-    png = wait_for_download(downloads, ".png")
+    png = wait_for_download(downloads, ".png", prefix=f"experiment-{exp_id}-")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shutil.copy(png, output_dir / "experiment-plot-export.png")
 

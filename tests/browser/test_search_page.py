@@ -38,6 +38,7 @@ def _open(browser, url: str) -> None:
     wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "main#view > *:not(noscript)"), what=f"{url}")
 
 
+@pytest.mark.slow
 def test_a_search_shows_its_budget_outcome_best_job_and_points(browser, live_server, api) -> None:
     search = {"target": "pruned_fraction", "value": 0.995, "tolerance": 0.002, "max_jobs": 2, "parallel": 2}
     created = api.post("/api/experiments", json={"name": "browser budget", "base": BASE, "search": search})

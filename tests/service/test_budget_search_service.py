@@ -69,6 +69,7 @@ def _wait_search(live: Stack, exp_id: int, timeout: float) -> dict:
     raise AssertionError(f"search {exp_id} still running after {timeout} s: {exp['search_state']}\n{log}")
 
 
+@pytest.mark.slow
 def test_a_search_for_70_percent_pruned_on_digits_meets_it_within_max_jobs(live: Stack) -> None:
     search = {"target": "pruned_fraction", "value": 0.7, "tolerance": 0.05, "max_jobs": 8, "parallel": 2}
     created = live.client.post("/api/experiments", json={"name": "budget 70", "base": BASE, "search": search})

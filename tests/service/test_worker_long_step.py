@@ -22,7 +22,7 @@ from test_faults import QUICK, db, env_for, epochs_of, job_row, submit, wait_job
 from proxns_testkit import TINY_JOB, start_worker, stop_process, wait_for
 from store.queries import request_cancel
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 __all__ = ["db"]  # the fixture, imported for the tests below
 
