@@ -23,7 +23,7 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "warning: could not install chromium"; }
 
-# Every test but those marked slow (long real trainings: about 6 minutes more), within 20 minutes on
+# Every test but those marked slow (long real trainings and fault drills: about 9 minutes more), within 20 minutes on
 # 2 cores; `make test-slow` runs the slow ones, and CI (.ci/run) runs both.
 test: install browser
 	node --test frontend/tests/*.test.js

@@ -24,7 +24,11 @@ EXACT_TOL = 1e-4
 # its mean is folded: the gap is reported; at these random networks it stays below this bound.
 INEXACT_TOL = 1e-2
 SE_NETS = {"mobilenet_v3_small", "efficientnet_b0"}
-ARCH_PARAMS = list(TORCHVISION_ARCHS)
+#: The two largest networks take 15-20 s each on 2 cores: in `make test-slow` (CI runs both).
+ARCH_PARAMS = [
+    pytest.param(a, marks=pytest.mark.slow) if a in ("densenet121", "vgg16_bn") else a
+    for a in TORCHVISION_ARCHS
+]
 
 
 def _randomised(name, seed=0):

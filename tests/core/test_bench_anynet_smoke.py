@@ -10,6 +10,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 EXACT_RTOL = 1e-4
 
@@ -21,6 +23,7 @@ def _bench():
     return module
 
 
+@pytest.mark.slow
 def test_bench_anynet_tiny_resnet18(tmp_path, capsys):
     out, raw = tmp_path / "anynet.md", tmp_path / "anynet.json"
     bench = _bench()

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "benchmarks" / "bench_gpu_epoch.py"
 SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
@@ -33,6 +35,7 @@ def positive(text: str) -> float:
     return value
 
 
+@pytest.mark.slow
 def test_bench_tiny_runs_both_loops_and_prints_the_table(tmp_path):
     out, raw = tmp_path / "bench.md", tmp_path / "bench.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}

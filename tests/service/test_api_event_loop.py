@@ -37,6 +37,7 @@ class SlowProxy(TcpProxy):
             time.sleep(self.delay)
 
 
+@pytest.mark.slow
 def test_a_slow_database_read_does_not_stall_the_event_loop(
     db, redis_url: str, redis_queue: str, tmp_path: Path
 ) -> None:

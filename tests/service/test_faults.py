@@ -596,6 +596,7 @@ def test_redis_restarted_without_persistence_with_jobs_queued_and_running(
     assert f"job {running} lost its worker" not in text
 
 
+@pytest.mark.slow
 def test_broker_hanging_during_submissions_answers_201_in_time_and_delivers_once_it_forwards(
     db, private_redis, tmp_path: Path
 ) -> None:

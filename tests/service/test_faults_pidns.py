@@ -54,6 +54,7 @@ def stop_namespaced(proc: subprocess.Popen, pid: int) -> None:
     stop_process(proc, timeout=30)
 
 
+@pytest.mark.slow
 def test_worker_sigkill_in_a_fresh_pid_namespace_resumes_on_a_worker_with_the_same_pid(
     db, redis_url: str, redis_queue: str, tmp_path: Path
 ) -> None:

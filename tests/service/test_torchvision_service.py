@@ -99,6 +99,7 @@ def first_epoch_acc(stack: Stack, job_id: int) -> float:
     return metrics[0]["test_acc"]
 
 
+@pytest.mark.slow
 def test_a_resnet18_upload_starts_a_job_that_is_accurate_from_its_first_epoch(
     pg_stack: Stack, files: dict[str, Path]
 ) -> None:

@@ -118,6 +118,7 @@ def test_safetensors_uploads_and_the_finetuning_lr_default(pg_stack: Stack, file
     pg_stack.client.post(f"/api/jobs/{job.json()['id']}/cancel")
 
 
+@pytest.mark.slow
 def test_a_file_that_does_not_fit_the_network_is_refused_naming_the_first_tensor(
     pg_stack: Stack, files: dict[str, Path]
 ) -> None:
