@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -35,16 +34,7 @@ sys.path.insert(0, str(REPO))
 from proxns_testkit import create_token, embedded_settings, free_port, service_env, start_api, stop_process  # noqa: E402
 from proxns_testkit.processes import wait_healthy  # noqa: E402
 from proxns_testkit.seed import seed_jobs  # noqa: E402
-
-CHROME_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+from tests.browser.conftest import CHROME_ARGS, find_browser  # noqa: E402 - the browser tests' Chromium
 
 # Installed before any page script: records when the first headline marker and every chart appear.
 OBSERVER = """
@@ -93,11 +83,12 @@ def start_browser(profile: Path):
     from selenium.webdriver.chrome.service import Service
 
     options = Options()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    chrome, chromedriver = find_browser()
+    options.binary_location = chrome
     for arg in (*CHROME_ARGS, f"--user-data-dir={profile}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.set_window_size(1366, 900)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": OBSERVER})
     driver.execute_cdp_cmd("Network.enable", {})

@@ -251,3 +251,69 @@ def sign_in(browser, live_server: str, token: str | None) -> None:
         browser.execute_script("localStorage.removeItem('proxns-token')")
     else:
         browser.execute_script("localStorage.setItem('proxns-token', arguments[0])", token)
+
+
+# ---------------------------------------------------------------- helpers the browser tests share
+
+
+def open_page(browser, url: str, ready: str = "main#view > *:not(noscript)") -> None:
+    """Load `url` afresh (a hash-only change would keep the old page's state) and wait for the
+    element `ready` (a CSS selector; default: anything the view rendered)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get("about:blank")
+    browser.get(url)
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ready), what=f"{ready} on {url}")
+
+
+def fill(browser, element_id: str, value: str) -> None:
+    """Type `value` into the control with id `element_id` (pick it, for a select)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    el = browser.find_element(By.ID, element_id)
+    if el.tag_name == "select":
+        Select(el).select_by_value(value)
+    else:
+        el.clear()
+        el.send_keys(value)
+
+
+def full_page_screenshot(browser, path: Path) -> None:
+    """Screenshot of the whole page, not only the window: grow the window to the page's height."""
+    width, height = browser.get_window_size()["width"], browser.get_window_size()["height"]
+    page_height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(width, min(max(height, page_height + 140), 6000))
+    time.sleep(0.3)
+    browser.save_screenshot(str(path))
+    browser.set_window_size(width, height)
+
+
+def is_favicon_404(entry: dict) -> bool:
+    """Chromium asks the /healthz page `sign_in` opens for /favicon.ico (the dashboard's is favicon.svg)."""
+    return "/favicon.ico" in entry["message"]
+
+
+def severe_console_errors(browser, allow: Callable[[dict], bool] = lambda entry: False) -> list[dict]:
+    """The console's errors since the last read, but those `allow` accepts."""
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and not allow(e)]
+
+
+def wait_for_download(
+    folder: Path, name_end: str, timeout: float = 20, prefix: str = "", after: float = 0.0
+) -> Path:
+    """The newest file downloaded into `folder` (shared by every test of the session) whose name
+    starts with `prefix` and ends with `name_end`, written at or after `after` (a time.time())."""
+
+    def done() -> Path | None:
+        hits = [
+            p
+            for p in folder.iterdir()
+            if p.name.startswith(prefix)
+            and p.name.endswith(name_end)
+            and p.stat().st_mtime >= after
+            and p.stat().st_size > 0
+        ]
+        return max(hits, key=lambda p: p.stat().st_mtime) if hits else None
+
+    return wait_for(done, timeout, what=f"a downloaded file ending {name_end!r}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from selenium.webdriver.support.ui import Select
 
 from proxns_testkit.seed import seed_jobs
 
-from .conftest import sign_in, wait_for
+from .conftest import full_page_screenshot, open_page, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -67,15 +66,6 @@ def signed_in(browser, live_server: str, admin_token: str) -> None:
     sign_in(browser, live_server, admin_token)
 
 
-def open_page(browser, url: str) -> None:
-    """Load `url` afresh (a hash-only change would keep the old page's state)."""
-    browser.get("about:blank")
-    browser.get(url)
-    wait_for(
-        lambda: browser.find_element(By.CSS_SELECTOR, "main#view > *:not(noscript)"), what=f"{url} to render"
-    )
-
-
 def wait_compare(browser) -> None:
     wait_for(lambda: browser.find_element(By.ID, "compare-results"), what="the comparison tables")
 
@@ -100,15 +90,6 @@ def severe_errors(browser, allow_404: bool = False) -> list[dict]:
         return allow_404 or entry["message"].split(" ", 1)[0].endswith("/favicon.ico")
 
     return [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and not allowed(e)]
-
-
-def full_page_screenshot(browser, path: Path) -> None:
-    width, height = browser.get_window_size()["width"], browser.get_window_size()["height"]
-    page_height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(width, min(max(height, page_height + 140), 6000))
-    time.sleep(0.3)
-    browser.save_screenshot(str(path))
-    browser.set_window_size(width, height)
 
 
 def press(browser, *keys: str) -> None:

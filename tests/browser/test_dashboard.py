@@ -10,7 +10,6 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,15 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from .conftest import sign_in, wait_for
+from .conftest import (
+    fill,
+    full_page_screenshot,
+    open_page,
+    severe_console_errors,
+    sign_in,
+    wait_for,
+    wait_for_download,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -44,29 +51,6 @@ def signed_in(browser, live_server: str, admin_token: str) -> None:
     sign_in(browser, live_server, admin_token)
 
 
-def open_page(browser, url: str) -> None:
-    """Load `url` afresh (a hash-only change would keep the old page's state)."""
-    browser.get("about:blank")
-    browser.get(url)
-    wait_for(
-        lambda: browser.find_element(By.CSS_SELECTOR, "main#view > *:not(noscript)"), what=f"{url} to render"
-    )
-
-
-def full_page_screenshot(browser, path: Path) -> None:
-    """Screenshot of the whole page, not only the window: grow the window to the page's height."""
-    width, height = browser.get_window_size()["width"], browser.get_window_size()["height"]
-    page_height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(width, min(max(height, page_height + 140), 6000))
-    time.sleep(0.3)
-    browser.save_screenshot(str(path))
-    browser.set_window_size(width, height)
-
-
-def severe_console_errors(browser, allow: Callable[[dict], bool] = lambda entry: False) -> list[dict]:
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and not allow(e)]
-
-
 def is_expected_422(entry: dict) -> bool:
     """Chromium logs every non-2xx response; the 422 the validation test provokes is intended."""
     return entry.get("source") == "network" and "status of 422" in entry["message"]
@@ -84,30 +68,6 @@ def api_message(api: httpx.Client, path: str, body: dict, field: str) -> str:
     msgs = [d["msg"] for d in response.json()["detail"] if d["loc"][-1] == field]
     assert msgs, response.text
     return msgs[0].removeprefix("Value error, ")
-
-
-def fill(browser, element_id: str, value: str) -> None:
-    el = browser.find_element(By.ID, element_id)
-    if el.tag_name == "select":
-        Select(el).select_by_value(value)
-    else:
-        el.clear()
-        el.send_keys(value)
-
-
-def wait_for_download(folder: Path, name_end: str, timeout: float = 20, prefix: str = "") -> Path:
-    """A file downloaded into ``folder`` (shared by every test of the session) whose name starts
-    with ``prefix`` and ends with ``name_end``."""
-
-    def done() -> Path | None:
-        hits = [
-            p
-            for p in folder.iterdir()
-            if p.name.startswith(prefix) and p.name.endswith(name_end) and p.stat().st_size > 0
-        ]
-        return hits[0] if hits else None
-
-    return wait_for(done, timeout, what=f"a downloaded file ending {name_end!r}")
 
 
 def test_invalid_values_show_the_api_message_beside_the_field(browser, live_server, api):

@@ -20,7 +20,8 @@ from selenium.webdriver.common.keys import Keys
 
 from proxns_testkit.seed import seed_jobs
 
-from .conftest import sign_in, wait_for
+from .conftest import is_favicon_404, severe_console_errors, sign_in, wait_for, wait_for_download
+from .conftest import open_page as load_page
 
 pytestmark = pytest.mark.browser
 
@@ -64,20 +65,11 @@ def experiment(store_url: str, api: httpx.Client) -> dict:
 
 
 def open_page(browser, url: str) -> None:
-    browser.get("about:blank")
-    browser.get(url)
-    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#headline-plot svg"), what=f"{url}'s plot")
+    load_page(browser, url, "#headline-plot svg")
 
 
 def page_points(browser) -> list[dict]:
     return json.loads(browser.find_element(By.ID, "headline-plot").get_attribute("data-points"))
-
-
-def severe_console_errors(browser) -> list[dict]:
-    """Errors in the console; signing in opens /healthz, whose favicon request 404s: not the page's."""
-    return [
-        e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "/favicon.ico" not in e["message"]
-    ]
 
 
 def x_of(p: dict, axis: str) -> float:
@@ -105,18 +97,6 @@ def pareto(points: list[dict], axis: str, active=lambda p: True) -> set[int]:
 
 def shown_frontier(browser) -> set[int]:
     return {p["job_id"] for p in page_points(browser) if p["frontier"]}
-
-
-def wait_for_download(folder: Path, name_end: str, after: float) -> Path:
-    def done() -> Path | None:
-        hits = [
-            p
-            for p in folder.iterdir()
-            if p.name.endswith(name_end) and p.stat().st_mtime >= after and p.stat().st_size > 0
-        ]
-        return max(hits, key=lambda p: p.stat().st_mtime) if hits else None
-
-    return wait_for(done, 20, what=f"a downloaded file ending {name_end!r}")
 
 
 def test_frontier_follows_the_api_numbers_and_the_x_axis_switch(browser, live_server, experiment, output_dir):
@@ -174,7 +154,7 @@ def test_frontier_follows_the_api_numbers_and_the_x_axis_switch(browser, live_se
         browser.save_screenshot(str(output_dir / "experiment-frontier-phone.png"))
     finally:
         browser.set_window_size(1366, 900)
-    assert severe_console_errors(browser) == []
+    assert severe_console_errors(browser, allow=is_favicon_404) == []
 
 
 def test_plot_bugs_of_item_9(browser, live_server, experiment, output_dir):
@@ -238,7 +218,7 @@ def test_plot_bugs_of_item_9(browser, live_server, experiment, output_dir):
         lambda: browser.find_elements(By.CSS_SELECTOR, "#headline-svg .lam-labels text"), what="labels back"
     )
     browser.find_element(By.ID, "headline-plot").screenshot(str(output_dir / "experiment-plot-item9.png"))
-    assert severe_console_errors(browser) == []
+    assert severe_console_errors(browser, allow=is_favicon_404) == []
 
 
 def test_exports_carry_title_axis_labels_and_legend(browser, live_server, experiment, output_dir):
@@ -248,7 +228,7 @@ def test_exports_carry_title_axis_labels_and_legend(browser, live_server, experi
     downloads: Path = browser.download_dir
     started = time.time() - 1
     browser.find_element(By.ID, "save-svg").click()
-    text = wait_for_download(downloads, ".svg", started).read_text()
+    text = wait_for_download(downloads, ".svg", after=started).read_text()
     for needed in (
         f">{name}</text>",
         ">channels pruned (%)</text>",
@@ -258,7 +238,7 @@ def test_exports_carry_title_axis_labels_and_legend(browser, live_server, experi
     ):
         assert needed in text, needed
     browser.find_element(By.ID, "save-png").click()
-    png = wait_for_download(downloads, ".png", started).read_bytes()
+    png = wait_for_download(downloads, ".png", after=started).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     assert width > 600 and height > 400
@@ -270,14 +250,14 @@ def test_exports_carry_title_axis_labels_and_legend(browser, live_server, experi
     )
     assert f">{name}</text>" in rasterised
     browser.find_element(By.ID, "save-csv").click()
-    rows = wait_for_download(downloads, ".csv", started).read_text().splitlines()
+    rows = wait_for_download(downloads, ".csv", after=started).read_text().splitlines()
     assert rows[0].startswith("job_id,method,lam,beta") and "frontier" in rows[0]
     assert len(rows) == len(JOBS) + 1
     # the parallel coordinates export too
     browser.find_element(By.ID, "pc-save-svg").click()
-    pc = wait_for_download(downloads, "-parcoords.svg", started).read_text()
+    pc = wait_for_download(downloads, "-parcoords.svg", after=started).read_text()
     assert f"{name}: parameters and results</text>" in pc and ">accuracy</text>" in pc
-    assert severe_console_errors(browser) == []
+    assert severe_console_errors(browser, allow=is_favicon_404) == []
 
 
 def active_ids(browser) -> set[int]:
@@ -353,7 +333,7 @@ def test_brushing_parallel_coordinates_filters_the_plot(browser, live_server, ap
     ActionChains(browser).send_keys(Keys.ESCAPE).perform()
     wait_for(lambda: axis_state(browser, "acc_final")["brush"] is None, what="Escape to clear")
     assert len(active_ids(browser)) == len(api_points)
-    assert severe_console_errors(browser) == []
+    assert severe_console_errors(browser, allow=is_favicon_404) == []
 
 
 def test_organise_the_experiment_and_find_it_in_the_list(browser, live_server, store_url, api, output_dir):
@@ -446,7 +426,7 @@ def test_organise_the_experiment_and_find_it_in_the_list(browser, live_server, s
     wait_for(lambda: browser.current_url.endswith("#/experiments"), what="the list after deleting")
     assert api.get(f"/api/experiments/{other}").status_code == 404
     assert "deleted" in wait_for(lambda: browser.find_element(By.ID, "flash").text, what="the flash")
-    assert severe_console_errors(browser) == []
+    assert severe_console_errors(browser, allow=is_favicon_404) == []
 
 
 def test_points_and_rows_join_the_compare_selection(browser, live_server, experiment, output_dir):
@@ -495,7 +475,7 @@ def test_points_and_rows_join_the_compare_selection(browser, live_server, experi
     wait_for(lambda: selected() == [ids[5], ids[6]], what="the job dropped from the selection")
     assert link.text == "Compare selected (2)"
     browser.execute_script("sessionStorage.removeItem('proxns-selection')")
-    assert severe_console_errors(browser) == []
+    assert severe_console_errors(browser, allow=is_favicon_404) == []
 
 
 def test_an_experiment_of_256_jobs_plots_every_job(browser, live_server, store_url, api, output_dir):
@@ -547,4 +527,4 @@ def test_an_experiment_of_256_jobs_plots_every_job(browser, live_server, store_u
         )
     )
     browser.save_screenshot(str(output_dir / "experiment-256-jobs.png"))
-    assert severe_console_errors(browser) == []
+    assert severe_console_errors(browser, allow=is_favicon_404) == []

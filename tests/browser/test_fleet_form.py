@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 
 from proxns_core.measure import cpu_name
 
-from .conftest import sign_in, wait_for
+from .conftest import open_page, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -25,11 +25,6 @@ TINY_AUTO = {
     "test_subset": 64,
     "device": "auto",
 }
-
-
-def open_page(browser, url: str) -> None:
-    browser.get("about:blank")
-    browser.get(url)
 
 
 def test_the_form_offers_what_the_live_worker_has_and_the_job_page_says_where_it_ran(

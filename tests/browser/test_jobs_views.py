@@ -16,8 +16,14 @@ from selenium.webdriver.common.keys import Keys
 
 from proxns_testkit.seed import seed_jobs
 
-from .conftest import sign_in, wait_for
-from .test_dashboard import full_page_screenshot, open_page, severe_console_errors, wait_for_download
+from .conftest import (
+    full_page_screenshot,
+    open_page,
+    severe_console_errors,
+    sign_in,
+    wait_for,
+    wait_for_download,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -13,9 +13,8 @@ import re
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
 
-from .conftest import sign_in, wait_for
+from .conftest import fill, open_page, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -26,22 +25,6 @@ TINY = {"width": "0.125", "epochs": "1", "train_subset": "64", "test_subset": "3
 @pytest.fixture(autouse=True)
 def signed_in(browser, live_server: str, admin_token: str) -> None:
     sign_in(browser, live_server, admin_token)
-
-
-def open_page(browser, url: str, ready: str) -> None:
-    """Load `url` afresh and wait for the element with id `ready`."""
-    browser.get("about:blank")
-    browser.get(url)
-    wait_for(lambda: browser.find_element(By.ID, ready), what=f"#{ready} on {url}")
-
-
-def fill(browser, element_id: str, value: str) -> None:
-    el = browser.find_element(By.ID, element_id)
-    if el.tag_name == "select":
-        Select(el).select_by_value(value)
-    else:
-        el.clear()
-        el.send_keys(value)
 
 
 def click(browser, element_id: str) -> None:
@@ -111,7 +94,7 @@ def test_labels_say_what_a_field_does_and_suggestions_follow_the_data_set(
     browser, live_server: str, api: httpx.Client, output_dir
 ) -> None:
     browser.get_log("browser")
-    open_page(browser, f"{live_server}/#/new", "job-form")
+    open_page(browser, f"{live_server}/#/new", "#job-form")
 
     # Item 9: no label is pydantic's title-cased field name ("Channel Multiple", "Precise Bn").
     assert label(browser, "job-channel_multiple") == "Round kept channels to a multiple of"
@@ -163,7 +146,7 @@ def test_per_method_lists_count_on_the_server_and_submit_exactly_that(
     browser, live_server: str, api: httpx.Client, output_dir
 ) -> None:
     browser.get_log("browser")
-    open_page(browser, f"{live_server}/#/sweep", "sweep-form")
+    open_page(browser, f"{live_server}/#/sweep", "#sweep-form")
     # The base's method is replaced by the method checkboxes; its λ is editable until λ is swept.
     assert not browser.find_element(By.ID, "base-method").is_displayed()
     assert "chosen below" in browser.find_element(By.ID, "base-method-swept").text
@@ -271,7 +254,7 @@ def test_add_jobs_to_an_experiment_from_its_address(
     cancel_all(api, exp["jobs"])
 
     browser.get_log("browser")
-    open_page(browser, f"{live_server}/#/sweep?experiment={exp['id']}", "sweep-form")
+    open_page(browser, f"{live_server}/#/sweep?experiment={exp['id']}", "#sweep-form")
     assert browser.find_element(By.CSS_SELECTOR, "main h1").text == "Add to experiment browser test: add jobs"
     assert not browser.find_elements(By.ID, "sweep-name")
     # The base is the experiment's, unchanged by the data set's suggestions.

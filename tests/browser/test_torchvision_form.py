@@ -12,7 +12,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from .conftest import sign_in, wait_for
+from .conftest import fill, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -26,15 +26,6 @@ def open_form(browser, live_server: str):
 def shown(browser, name: str) -> bool:
     field = browser.find_element(By.CSS_SELECTOR, f"#job-form [data-field='{name}']")
     return field.is_displayed() and browser.find_element(By.ID, f"job-{name}").is_enabled()
-
-
-def fill(browser, element_id: str, value: str) -> None:
-    el = browser.find_element(By.ID, element_id)
-    if el.tag_name == "select":
-        Select(el).select_by_value(value)
-    else:
-        el.clear()
-        el.send_keys(value)
 
 
 def test_resnet18_in_the_form_hides_depth_and_width_and_submits_a_job_without_depth(
